@@ -1,0 +1,40 @@
+"""segscope: image segmentation, classical and deep, behind one interface, one CLI and one report.
+
+Quick use::
+
+    import segscope
+    ds = segscope.open_dataset("path/to/data")              # folder, CamVid, VOC or ISBI layout
+    seg = segscope.create_segmenter("unet_small", num_classes=ds.num_classes, in_channels=1, epochs=5)
+    seg.fit(ds)
+    labels = seg.predict(ds[0][0])                          # (H, W) class indices
+"""
+
+from segscope.data import MaskCodec, SegmentationDataset, open_dataset, read_image
+from segscope.engine import TrainConfig, Trainer
+from segscope.errors import DataError, TrainingDiverged, UserError
+from segscope.loading import load
+from segscope.methods import create_model, create_segmenter, list_models
+from segscope.registry import REGISTRY, register
+from segscope.segmenter import Segmenter
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "REGISTRY",
+    "DataError",
+    "MaskCodec",
+    "SegmentationDataset",
+    "Segmenter",
+    "TrainConfig",
+    "Trainer",
+    "TrainingDiverged",
+    "UserError",
+    "__version__",
+    "create_model",
+    "create_segmenter",
+    "list_models",
+    "load",
+    "open_dataset",
+    "read_image",
+    "register",
+]

@@ -1,0 +1,1 @@
+"""The ``segscope`` command line: thin commands over the Python API."""

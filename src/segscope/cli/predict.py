@@ -1,0 +1,58 @@
+"""``segscope predict``: label PNGs and colour overlays for images, from a trained run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict", help="segment images with a trained run",
+        description="Write <stem>.png (class indices) and <stem>_overlay.png for each image.",
+    )
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory written by `segscope train`")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (or folders of images)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def expand_images(paths: list[str]) -> list[Path]:
+    """Files as given; folders expand to the images inside them, sorted."""
+    from segscope.data.formats import IMAGE_SUFFIXES
+    from segscope.errors import UserError
+
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise UserError(f"{p}: image file not found")
+    if not out:
+        raise UserError(f"{', '.join(paths)}: no images found")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    import segscope
+    from segscope.data import default_palette, read_image
+    from segscope.visualize import overlay, write_png
+
+    seg = segscope.load(args.run)
+    images = expand_images(args.images)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    palette = default_palette(seg.num_classes)
+    for path in tqdm(images, desc="predict", disable=args.quiet):
+        image = read_image(path)
+        labels = seg.predict(image)
+        write_png(out / f"{path.stem}.png", labels.astype("uint8"))
+        write_png(out / f"{path.stem}_overlay.png", overlay(image, labels, palette, alpha=args.alpha))
+    print(f"{len(images)} predictions written to {out}")
+    return 0

@@ -1,0 +1,127 @@
+"""Training configuration: one frozen dataclass, YAML in and out, saved beside every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from segscope.errors import UserError
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("poly", "onecycle", "constant")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides how a deep model is trained (model options live elsewhere).
+
+    ``epochs`` and ``time_budget_s`` both bound training; whichever ends first wins. The learning-rate
+    schedule runs on training progress = max(step / total steps, elapsed / time budget), so a time
+    budget gets a full poly/one-cycle decay too.
+    """
+
+    epochs: int = 50
+    time_budget_s: float | None = None
+    batch_size: int = 8
+    lr: float = 1e-3
+    optimizer: str = "adamw"
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    schedule: str = "poly"
+    poly_power: float = 0.9
+    warmup_fraction: float = 0.0
+    amp: bool = False  # bf16 autocast on CPU, fp16 AMP on CUDA
+    accumulate: int = 1
+    grad_clip: float | None = None
+    loss: str = "ce"
+    class_weights: str | None = None  # None | "inverse" | "median_freq" | "enet"
+    augment: str = "light"
+    crop_size: tuple[int, int] | None = None
+    resize: tuple[int, int] | None = None
+    early_stopping_patience: int | None = None
+    monitor: str = "mean_iou"
+    val_every: int = 1
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+    channels_last: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise UserError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.epochs < 1:
+            raise UserError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1 or self.accumulate < 1:
+            raise UserError("batch_size and accumulate must be >= 1")
+        if self.lr <= 0:
+            raise UserError(f"lr must be positive, got {self.lr}")
+        for name in ("crop_size", "resize"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _pair(value, name))
+
+    # -- dict / YAML ----------------------------------------------------------------------------
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in dataclasses.fields(cls)}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for k in ("crop_size", "resize"):
+            if d[k] is not None:
+                d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> TrainConfig:
+        unknown = set(data) - cls.field_names()
+        if unknown:
+            raise UserError(f"{source}: unknown training options {sorted(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise UserError(f"{source}: {exc}") from None
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        import yaml
+
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise UserError(f"{path}: config file not found") from None
+        except yaml.YAMLError as exc:
+            raise UserError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise UserError(f"{path}: expected a mapping of training options")
+        data.pop("model", None)
+        data.pop("model_options", None)
+        return cls.from_dict(data, source=str(path))
+
+
+def _pair(value: Any, name: str) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, str):
+        value = value.lower().replace("x", ",").split(",")
+    try:
+        h, w = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be an int or a pair HxW, got {value!r}") from None
+    if h < 1 or w < 1:
+        raise UserError(f"{name} must be positive, got {h}x{w}")
+    return (h, w)

@@ -1,0 +1,6 @@
+"""Deep segmentation models. Importing this package registers every model by name."""
+
+from segscope.models import semantic  # noqa: F401  (registration)
+from segscope.models.summary import count_parameters
+
+__all__ = ["count_parameters"]

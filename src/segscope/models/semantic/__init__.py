@@ -1,0 +1,10 @@
+"""Semantic segmentation architectures, one module per paper."""
+
+import importlib
+
+for _name in ("unet", "fcn", "segnet", "deconvnet"):
+    try:
+        importlib.import_module(f"segscope.models.semantic.{_name}")
+    except ModuleNotFoundError as exc:  # a module still being written must not break the others
+        if exc.name != f"segscope.models.semantic.{_name}":
+            raise

@@ -1,0 +1,48 @@
+"""Shared fixtures: tiny synthetic datasets on disk and the location of the real data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_dataset(name: str) -> Path:
+    """Path of a real dataset in ../shared/data, skipping the test when it is absent."""
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.skip(f"real data not available: {path}")
+    return path
+
+
+def make_disc_images(n: int, size: int = 48, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Grey images of one bright disc on a dark noisy background, with its 0/1 mask."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    out = []
+    for _ in range(n):
+        cy, cx = rng.integers(size // 4, 3 * size // 4, 2)
+        r = rng.integers(size // 8, size // 4)
+        mask = ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r).astype(np.uint8)
+        image = (60 + 120 * mask + rng.normal(0, 12, mask.shape)).clip(0, 255).astype(np.uint8)
+        out.append((image, mask))
+    return out
+
+
+def write_folder_dataset(root: Path, n: int = 8, size: int = 48, seed: int = 0) -> Path:
+    """A folder-layout binary dataset (images/ + masks/ with 0/255 masks)."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i, (image, mask) in enumerate(make_disc_images(n, size, seed)):
+        Image.fromarray(image).save(root / "images" / f"img{i:02d}.png")
+        Image.fromarray(mask * 255).save(root / "masks" / f"img{i:02d}.png")
+    return root
+
+
+@pytest.fixture
+def disc_dataset(tmp_path: Path) -> Path:
+    return write_folder_dataset(tmp_path / "discs")
