@@ -13,7 +13,12 @@ import torch
 import torch.nn.functional as F
 
 from segscope.data.dataset import SegmentationDataset
-from segscope.data.torch_dataset import TorchSegmentationDataset, default_normalization, image_to_tensor, resize_pair
+from segscope.data.torch_dataset import (
+    TorchSegmentationDataset,
+    default_normalization,
+    image_to_tensor,
+    resize_pair,
+)
 from segscope.data.transforms import build_transforms
 from segscope.engine.checkpoint import load_weights, save_weights
 from segscope.engine.config import TrainConfig
@@ -30,17 +35,24 @@ class DeepSegmenter(Segmenter):
     """A registered deep model (``model_name``) with its training configuration.
 
     Options that :class:`TrainConfig` knows (``epochs``, ``lr``, ``batch_size``, ``crop_size``,
-    ``resize``, ``augment``, ``loss``, ...) configure training; every other option goes to the model
-    builder (e.g. ``base_channels`` for U-Net).
+    ``resize``, ``augment``, ``loss``, ...) configure training; ``inference_dtype`` ("float32" or
+    "bfloat16") selects the precision of :meth:`predict` (see :mod:`segscope.inference`); every other
+    option goes to the model builder (e.g. ``base_channels`` for U-Net).
     """
 
     family = "deep"
 
-    def __init__(self, model_name: str, num_classes: int = 2, *, in_channels: int = 3, **options: Any) -> None:
+    def __init__(
+        self, model_name: str, num_classes: int = 2, *, in_channels: int = 3, **options: Any
+    ) -> None:
         from segscope.methods import create_model
 
         super().__init__(num_classes, **options)
         self.name = model_name
+        self.inference_dtype = str(options.pop("inference_dtype", "float32"))
+        if self.inference_dtype not in ("float32", "bfloat16"):
+            raise UserError(f"inference_dtype must be float32 or bfloat16, got {self.inference_dtype!r}")
+        self._fast_model: torch.nn.Module | None = None
         self.in_channels = in_channels
         train_keys = TrainConfig.field_names()
         self.config = TrainConfig.from_dict(
@@ -49,7 +61,9 @@ class DeepSegmenter(Segmenter):
         self.model_options = {k: v for k, v in options.items() if k not in train_keys}
         torch.manual_seed(self.config.seed)
         try:
-            self.model = create_model(model_name, num_classes=num_classes, in_channels=in_channels, **self.model_options)
+            self.model = create_model(
+                model_name, num_classes=num_classes, in_channels=in_channels, **self.model_options
+            )
         except TypeError as exc:
             raise UserError(f"model {model_name!r}: bad option ({exc})") from None
         self.mean, self.std = default_normalization(in_channels)
@@ -69,26 +83,42 @@ class DeepSegmenter(Segmenter):
     ) -> DeepSegmenter:
         cfg = self.config if time_budget_s is None else self.config.replace(time_budget_s=time_budget_s)
         if train.num_classes != self.num_classes:
-            raise UserError(f"{train.root}: dataset has {train.num_classes} classes, model {self.num_classes}")
+            raise UserError(
+                f"{train.root}: dataset has {train.num_classes} classes, model {self.num_classes}"
+            )
         self.classes = list(train.classes)
         weight = class_weights(train.class_pixel_counts(), cfg.class_weights) if cfg.class_weights else None
         loss_fn = build_loss(cfg.loss, ignore_index=FILL_INDEX, weight=weight)
         transform = build_transforms(cfg.augment, crop_size=cfg.crop_size, fill_index=FILL_INDEX)
-        train_t = TorchSegmentationDataset(train, transform=transform, resize=cfg.resize, fill_index=FILL_INDEX)
+        train_t = TorchSegmentationDataset(
+            train, transform=transform, resize=cfg.resize, fill_index=FILL_INDEX
+        )
         self.mean, self.std = train_t.mean, train_t.std
         evaluate_fn = None
         if val is not None and len(val):
-            val_t = TorchSegmentationDataset(val, resize=cfg.resize, fill_index=FILL_INDEX, mean=self.mean, std=self.std)
+            val_t = TorchSegmentationDataset(
+                val, resize=cfg.resize, fill_index=FILL_INDEX, mean=self.mean, std=self.std
+            )
             evaluate_fn = _validation(val_t, self.num_classes, loss_fn, cfg, self)
         with tempfile.TemporaryDirectory(prefix="segscope-") as tmp:
             run_dir = Path(out_dir) if out_dir is not None else Path(tmp)
             trainer = Trainer(
-                self.model, cfg, loss_fn=loss_fn, evaluate_fn=evaluate_fn, run_dir=run_dir,
-                info={"segmenter": self.state()}, progress=progress,
+                self.model,
+                cfg,
+                loss_fn=loss_fn,
+                evaluate_fn=evaluate_fn,
+                run_dir=run_dir,
+                info={"segmenter": self.state()},
+                progress=progress,
             )
+            self._fast_model = None
             self.history = trainer.fit(train_t, resume=resume)
             self.stop_reason = trainer.stop_reason
-            load_weights(run_dir / ("best.safetensors" if (run_dir / "best.safetensors").exists() else "last.safetensors"), self.model)
+            load_weights(
+                run_dir
+                / ("best.safetensors" if (run_dir / "best.safetensors").exists() else "last.safetensors"),
+                self.model,
+            )
             if out_dir is not None:
                 self.save(run_dir)
         self.model.eval()
@@ -102,17 +132,25 @@ class DeepSegmenter(Segmenter):
             image = image[..., None]
         if image.shape[2] != self.in_channels:
             raise UserError(f"image has {image.shape[2]} channels, model expects {self.in_channels}")
-        self.model.eval()
+        model = self.inference_model()
         device = next(self.model.parameters()).device
         h, w = image.shape[:2]
         work = resize_pair(image, None, self.config.resize)[0] if self.config.resize else image
         x = image_to_tensor(work, self.mean, self.std).unsqueeze(0).to(device)
-        x = x.contiguous(memory_format=torch.channels_last)
         margin = int(getattr(self.model, "output_margin", 0))
-        out = _overlap_tile(self.model, x, margin) if margin else self.model(x)
+        out = _overlap_tile(model, x, margin) if margin else model(x)
         if out.shape[-2:] != (h, w):
             out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
         return out[0].float().cpu()
+
+    def inference_model(self) -> torch.nn.Module:
+        """The trained model with BatchNorm folded, channels-last and ``inference_dtype`` (cached)."""
+        if self._fast_model is None:
+            from segscope.inference import InferenceModel
+
+            dtype = torch.bfloat16 if self.inference_dtype == "bfloat16" else torch.float32
+            self._fast_model = InferenceModel(self.model.eval(), dtype=dtype)
+        return self._fast_model
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         return self.logits(image).argmax(0).numpy().astype(np.int64)
@@ -130,7 +168,11 @@ class DeepSegmenter(Segmenter):
             "name": self.name,
             "num_classes": self.num_classes,
             "in_channels": self.in_channels,
-            "options": {**self.model_options, **_json_safe(self.config.to_dict())},
+            "options": {
+                **self.model_options,
+                **_json_safe(self.config.to_dict()),
+                "inference_dtype": self.inference_dtype,
+            },
             "classes": self.classes,
             "mean": list(self.mean),
             "std": list(self.std),
@@ -140,7 +182,9 @@ class DeepSegmenter(Segmenter):
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         save_weights(run_dir / "model.safetensors", self.model, epoch=len(self.history))
-        write_json_atomic(run_dir / "segmenter.json", {"family": self.family, **self.state(), "history": self.history})
+        write_json_atomic(
+            run_dir / "segmenter.json", {"family": self.family, **self.state(), "history": self.history}
+        )
         return run_dir
 
     @classmethod
@@ -166,7 +210,10 @@ def _overlap_tile(model: torch.nn.Module, x: torch.Tensor, margin: int, tile: in
     n, _, h, w = x.shape
     th, tw = min(tile, _round_up(h, 4)), min(tile, _round_up(w, 4))
     while not (model.valid_input_size(th + 2 * margin) and model.valid_input_size(tw + 2 * margin)):
-        th, tw = th + (not model.valid_input_size(th + 2 * margin)), tw + (not model.valid_input_size(tw + 2 * margin))
+        th, tw = (
+            th + (not model.valid_input_size(th + 2 * margin)),
+            tw + (not model.valid_input_size(tw + 2 * margin)),
+        )
     ph, pw = _round_up(h, th) - h, _round_up(w, tw) - w
     padded = F.pad(x, (margin, margin + pw, margin, margin + ph), mode="reflect")
     out = None
@@ -183,7 +230,9 @@ def _round_up(v: int, m: int) -> int:
     return -(-v // m) * m
 
 
-def _validation(val_t: TorchSegmentationDataset, num_classes: int, loss_fn, cfg: TrainConfig, seg: DeepSegmenter):
+def _validation(
+    val_t: TorchSegmentationDataset, num_classes: int, loss_fn, cfg: TrainConfig, seg: DeepSegmenter
+):
     """``evaluate_fn`` for the trainer: val loss, mean IoU and pixel accuracy at the training resolution."""
     from segscope.metrics import ConfusionMatrix
 

@@ -55,7 +55,15 @@ def evaluate_segmenter(
 def format_metrics_table(result: dict[str, Any]) -> str:
     """A plain-text table of the headline metrics and per-class IoU."""
     lines = []
-    for key in ("mean_iou", "pixel_accuracy", "mean_class_accuracy", "fw_iou", "boundary_f1", "pixel_error", "rand_error"):
+    for key in (
+        "mean_iou",
+        "pixel_accuracy",
+        "mean_class_accuracy",
+        "fw_iou",
+        "boundary_f1",
+        "pixel_error",
+        "rand_error",
+    ):
         if key in result and result[key] is not None:
             lines.append(f"{key:<22}{result[key]:.4f}")
     if isinstance(result.get("iou"), dict):

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from segscope.errors import UserError
+
 FAMILIES = ("classical", "deep")
 TASKS = ("semantic", "binary", "instance")
 
@@ -36,7 +38,7 @@ class Entry:
         return doc[0] if doc else ""
 
 
-class UnknownMethodError(KeyError):
+class UnknownMethodError(UserError, KeyError):
     """Raised for a method name nobody registered; the message lists the close matches."""
 
     def __str__(self) -> str:  # KeyError quotes its message; we want plain text

@@ -16,8 +16,13 @@ from segscope.io import write_json_atomic
 
 
 def train_val_datasets(
-    data: str | Path, *, format: str = "auto", split: str | None = None, val_split: str | None = None,
-    val_fraction: float = 0.2, seed: int = 0,
+    data: str | Path,
+    *,
+    format: str = "auto",
+    split: str | None = None,
+    val_split: str | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
 ) -> tuple[SegmentationDataset, SegmentationDataset | None]:
     """The training set and a validation set: the dataset's ``val`` split when it has one, otherwise a
     seeded ``val_fraction`` of the training images."""
@@ -36,8 +41,16 @@ def train_val_datasets(
     return train.subset(sorted(order[n_val:])), train.subset(sorted(order[:n_val]))
 
 
-def finish_run(segmenter, run_dir: Path, val: SegmentationDataset | None, *, command: str, progress: bool = True,
-               fit_seconds: float = 0.0, overlays: int = 4) -> dict[str, Any]:
+def finish_run(
+    segmenter,
+    run_dir: Path,
+    val: SegmentationDataset | None,
+    *,
+    command: str,
+    progress: bool = True,
+    fit_seconds: float = 0.0,
+    overlays: int = 4,
+) -> dict[str, Any]:
     """Save the segmenter, evaluate on ``val``, write ``metrics.json`` and ``report.html`` in ``run_dir``."""
     from segscope.evaluation import evaluate_segmenter
 
@@ -61,9 +74,18 @@ def finish_run(segmenter, run_dir: Path, val: SegmentationDataset | None, *, com
     write_json_atomic(run_dir / "metrics.json", summary)
     from segscope.report import render_run_report
 
-    panels = [(val.stems[i], val.load_image(i), val.load_mask(i), p) for i, p in enumerate(predictions)] if val else []
+    panels = (
+        [(val.stems[i], val.load_image(i), val.load_mask(i), p) for i, p in enumerate(predictions)]
+        if val
+        else []
+    )
     render_run_report(
-        run_dir, run_dir / "report.html", metrics=summary, history=segmenter.history, overlays=panels,
-        palette=val.palette if val is not None else None, class_names=val.classes if val is not None else None,
+        run_dir,
+        run_dir / "report.html",
+        metrics=summary,
+        history=segmenter.history,
+        overlays=panels,
+        palette=val.palette if val is not None else None,
+        class_names=val.classes if val is not None else None,
     )
     return summary

@@ -17,7 +17,12 @@ def colorize(labels: np.ndarray, palette: np.ndarray, *, ignore_index: int | Non
 
 
 def overlay(
-    image: np.ndarray, labels: np.ndarray, palette: np.ndarray, *, alpha: float = 0.5, ignore_index: int | None = None
+    image: np.ndarray,
+    labels: np.ndarray,
+    palette: np.ndarray,
+    *,
+    alpha: float = 0.5,
+    ignore_index: int | None = None,
 ) -> np.ndarray:
     """Blend the colourised ``labels`` over ``image`` ((H, W), (H, W, 1) or (H, W, 3) uint8)."""
     if image.ndim == 2:
@@ -35,6 +40,6 @@ def write_png(path, array: np.ndarray) -> None:
     from segscope.io import atomic_path
 
     with atomic_path(path) as tmp:
-        Image.fromarray(np.ascontiguousarray(array.squeeze() if array.ndim == 3 and array.shape[2] == 1 else array)).save(
-            tmp, format="PNG"
-        )
+        Image.fromarray(
+            np.ascontiguousarray(array.squeeze() if array.ndim == 3 and array.shape[2] == 1 else array)
+        ).save(tmp, format="PNG")

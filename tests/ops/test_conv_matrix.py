@@ -68,7 +68,9 @@ def test_matches_torch_conv2d_and_transpose(
     x = rng.normal(size=(c_in, h, w))
     matrix = conv_matrix(kernel, (c_in, h, w), stride, padding, dilation)
 
-    expected = F.conv2d(torch.from_numpy(x)[None], torch.from_numpy(kernel), None, stride, padding, dilation)[0]
+    expected = F.conv2d(torch.from_numpy(x)[None], torch.from_numpy(kernel), None, stride, padding, dilation)[
+        0
+    ]
     assert expected.shape[1:] == conv_output_shape((h, w), (kh, kw), stride, padding, dilation)
     np.testing.assert_allclose((matrix @ x.ravel()).reshape(expected.shape), expected.numpy(), atol=1e-10)
     np.testing.assert_allclose(convolve(x, kernel, stride, padding, dilation), expected.numpy(), atol=1e-10)
@@ -76,7 +78,14 @@ def test_matches_torch_conv2d_and_transpose(
     y = rng.normal(size=tuple(expected.shape))
     output_padding = transposed_output_padding((h, w), (kh, kw), stride, padding, dilation)
     expected_t = F.conv_transpose2d(
-        torch.from_numpy(y)[None], torch.from_numpy(kernel), None, stride, padding, output_padding, 1, dilation
+        torch.from_numpy(y)[None],
+        torch.from_numpy(kernel),
+        None,
+        stride,
+        padding,
+        output_padding,
+        1,
+        dilation,
     )[0]
     assert expected_t.shape == (c_in, h, w)
     np.testing.assert_allclose((matrix.T @ y.ravel()).reshape(c_in, h, w), expected_t.numpy(), atol=1e-10)

@@ -30,7 +30,9 @@ def image() -> np.ndarray:
 
 
 def torch_resize(x: np.ndarray, size, mode: str, **kwargs) -> np.ndarray:
-    return F.interpolate(torch.from_numpy(x).double()[None, None], size=size, mode=mode, **kwargs)[0, 0].numpy()
+    return F.interpolate(torch.from_numpy(x).double()[None, None], size=size, mode=mode, **kwargs)[
+        0, 0
+    ].numpy()
 
 
 def pil_resize(x: np.ndarray, size, flag: int) -> np.ndarray:
@@ -86,7 +88,9 @@ def test_antialias_matches_torch_antialias(image: np.ndarray, size, mode: str) -
 def test_linear_1d_matches_torch_linear() -> None:
     x = np.random.default_rng(1).random(6)
     for align_corners in (False, True):
-        expected = F.interpolate(torch.from_numpy(x)[None, None], size=11, mode="linear", align_corners=align_corners)
+        expected = F.interpolate(
+            torch.from_numpy(x)[None, None], size=11, mode="linear", align_corners=align_corners
+        )
         weights = interpolation_matrix(6, 11, "linear", align_corners=align_corners)
         np.testing.assert_allclose(weights @ x, expected[0, 0].numpy(), atol=1e-12)
         np.testing.assert_allclose(weights.sum(axis=1), 1.0)
@@ -98,7 +102,9 @@ def test_opencv_agrees_with_half_pixel_clamped_convention(image: np.ndarray, siz
     np.testing.assert_array_equal(
         cv_resize(image, size, cv2.INTER_NEAREST_EXACT), resize(image, size, "nearest-exact")
     )
-    np.testing.assert_allclose(cv_resize(image, size, cv2.INTER_LINEAR), resize(image, size, "bilinear"), atol=1e-5)
+    np.testing.assert_allclose(
+        cv_resize(image, size, cv2.INTER_LINEAR), resize(image, size, "bilinear"), atol=1e-5
+    )
     np.testing.assert_allclose(
         cv_resize(image, size, cv2.INTER_CUBIC), resize(image, size, "bicubic", cubic_a=-0.75), atol=1e-5
     )
@@ -106,7 +112,9 @@ def test_opencv_agrees_with_half_pixel_clamped_convention(image: np.ndarray, siz
 
 @pytest.mark.parametrize("size", SIZES)
 def test_pil_agrees_with_antialiased_a_half_convention(image: np.ndarray, size) -> None:
-    np.testing.assert_array_equal(pil_resize(image, size, Image.NEAREST), resize(image, size, "nearest-exact"))
+    np.testing.assert_array_equal(
+        pil_resize(image, size, Image.NEAREST), resize(image, size, "nearest-exact")
+    )
     np.testing.assert_allclose(
         pil_resize(image, size, Image.BILINEAR), resize(image, size, "bilinear", antialias=True), atol=1e-5
     )
@@ -153,7 +161,9 @@ def test_downsampling_aliases_without_antialias(image: np.ndarray) -> None:
 def test_align_corners_true_differs_from_opencv(image: np.ndarray) -> None:
     size = (14, 18)
     ours = resize(image, size, "bilinear", align_corners=True)
-    np.testing.assert_allclose(ours[[0, -1]][:, [0, -1]], image[[0, -1]][:, [0, -1]], atol=1e-7)  # corners kept
+    np.testing.assert_allclose(
+        ours[[0, -1]][:, [0, -1]], image[[0, -1]][:, [0, -1]], atol=1e-7
+    )  # corners kept
     assert np.abs(ours - cv_resize(image, size, cv2.INTER_LINEAR)).max() > 1e-2
 
 
@@ -181,7 +191,9 @@ def test_bilinear_transposed_conv_equals_interpolation_inside(factor: int) -> No
     with torch.no_grad():
         shifted = caffe(x)
     s = factor // 2
-    torch.testing.assert_close(shifted[..., s : s + 6 * factor, s : s + 5 * factor], ours, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(
+        shifted[..., s : s + 6 * factor, s : s + 5 * factor], ours, atol=1e-6, rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize(

@@ -43,4 +43,6 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, split: str | None = N
 
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder")
     parser.add_argument("--format", default="auto", choices=FORMATS, help="dataset layout (default: detect)")
-    parser.add_argument("--split", default=split, help=f"split to use (default: {split or 'train, else all'})")
+    parser.add_argument(
+        "--split", default=split, help=f"split to use (default: {split or 'train, else all'})"
+    )

@@ -10,10 +10,13 @@ from segscope.cli.common import add_data_arguments
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "evaluate", help="score a trained run on a dataset",
+        "evaluate",
+        help="score a trained run on a dataset",
         description="Predict every image of a labelled split with a trained run and print/write its metrics.",
     )
-    p.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory written by `segscope train`")
+    p.add_argument(
+        "--run", required=True, metavar="RUN_DIR", help="run directory written by `segscope train`"
+    )
     add_data_arguments(p, split=None)
     p.add_argument("--out", metavar="FILE.json", help="metrics JSON (default: RUN_DIR/metrics_<split>.json)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -38,5 +41,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.run) / f"metrics_{split or 'all'}.json"
     write_json_atomic(out, {"run": str(args.run), "data": str(args.data), "split": split, **result})
     print(format_metrics_table(result))
-    print(f"{len(ds)} images, {result['seconds_per_image'] * 1000:.1f} ms per image; metrics written to {out}")
+    print(
+        f"{len(ds)} images, {result['seconds_per_image'] * 1000:.1f} ms per image; metrics written to {out}"
+    )
     return 0

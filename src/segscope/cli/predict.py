@@ -8,10 +8,13 @@ from pathlib import Path
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "predict", help="segment images with a trained run",
+        "predict",
+        help="segment images with a trained run",
         description="Write <stem>.png (class indices) and <stem>_overlay.png for each image.",
     )
-    p.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory written by `segscope train`")
+    p.add_argument(
+        "--run", required=True, metavar="RUN_DIR", help="run directory written by `segscope train`"
+    )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (or folders of images)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5)")

@@ -12,23 +12,41 @@ from segscope.cli.common import add_data_arguments, parse_duration, parse_option
 from segscope.errors import UserError
 
 TRAIN_FLAGS = {  # flag -> TrainConfig field
-    "epochs": int, "batch_size": int, "lr": float, "optimizer": str, "weight_decay": float,
-    "schedule": str, "loss": str, "class_weights": str, "augment": str, "crop_size": str, "resize": str,
-    "early_stopping": int, "seed": int, "accumulate": int, "device": str, "num_workers": int,
+    "epochs": int,
+    "batch_size": int,
+    "lr": float,
+    "optimizer": str,
+    "weight_decay": float,
+    "schedule": str,
+    "loss": str,
+    "class_weights": str,
+    "augment": str,
+    "crop_size": str,
+    "resize": str,
+    "early_stopping": int,
+    "seed": int,
+    "accumulate": int,
+    "device": str,
+    "num_workers": int,
 }
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "train", help="train or tune a method on a dataset",
+        "train",
+        help="train or tune a method on a dataset",
         description="Train a deep model (or tune a classical method) and write a run directory with "
         "weights (safetensors), config, logs, metrics.json and report.html.",
     )
     add_data_arguments(p)
-    p.add_argument("--model", "--method", dest="model", required=True, help="registered name (see `segscope models`)")
+    p.add_argument(
+        "--model", "--method", dest="model", required=True, help="registered name (see `segscope models`)"
+    )
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
     p.add_argument("--val-split", help="validation split (default: 'val' if the dataset has one)")
-    p.add_argument("--val-fraction", type=float, default=0.2, help="held-out fraction when there is no val split")
+    p.add_argument(
+        "--val-fraction", type=float, default=0.2, help="held-out fraction when there is no val split"
+    )
     p.add_argument("--time-budget", type=parse_duration, help="stop training after this long (e.g. 10m)")
     p.add_argument("--config", metavar="FILE", help="YAML file of training options (flags override it)")
     p.add_argument("--epochs", type=int)
@@ -42,13 +60,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--augment", choices=("none", "light", "strong", "em"))
     p.add_argument("--crop-size", help="random training crop HxW (e.g. 256x256)")
     p.add_argument("--resize", help="resize every image to HxW for training and inference")
-    p.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without improvement")
+    p.add_argument(
+        "--early-stopping",
+        type=int,
+        metavar="PATIENCE",
+        help="stop after PATIENCE epochs without improvement",
+    )
     p.add_argument("--accumulate", type=int, help="gradient accumulation steps")
     p.add_argument("--amp", action="store_true", default=None, help="bf16 autocast on CPU / AMP on CUDA")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu, cuda or auto")
     p.add_argument("--num-workers", type=int)
-    p.add_argument("--option", "-o", action="append", metavar="KEY=VALUE", help="model/method option (repeatable)")
+    p.add_argument(
+        "--option", "-o", action="append", metavar="KEY=VALUE", help="model/method option (repeatable)"
+    )
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -84,14 +109,20 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.resume:
         if (out / "segmenter.json").exists() or (out / "last.json").exists():
-            raise UserError(f"{out}: already holds a run; use --resume to continue it or choose another --out")
+            raise UserError(
+                f"{out}: already holds a run; use --resume to continue it or choose another --out"
+            )
     if args.resume and not (out / "last_state.pt").exists():
         raise UserError(f"{out}: nothing to resume (no last_state.pt)")
     options = collect_options(args)
     entry = REGISTRY.get(args.model) if args.model in REGISTRY else None
     train, val = train_val_datasets(
-        args.data, format=args.format, split=args.split, val_split=args.val_split,
-        val_fraction=args.val_fraction, seed=options.get("seed", 0),
+        args.data,
+        format=args.format,
+        split=args.split,
+        val_split=args.val_split,
+        val_fraction=args.val_fraction,
+        seed=options.get("seed", 0),
     )
     train.validate()
     if val is not None:
@@ -99,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
     channels = train.load_image(0).shape[2]
     seg = create_segmenter(args.model, num_classes=train.num_classes, in_channels=channels, **options)
     del entry
-    print(f"training {args.model} on {len(train)} images ({train.name}), validating on {len(val) if val else 0}")
+    print(
+        f"training {args.model} on {len(train)} images ({train.name}), validating on {len(val) if val else 0}"
+    )
     t0 = time.perf_counter()
     kwargs = {"resume": True} if args.resume else {}
     seg.fit(train, val, out_dir=out, progress=not args.quiet, **kwargs)

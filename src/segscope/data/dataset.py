@@ -61,7 +61,9 @@ def _palette_is_colour(im) -> bool:
 
 def _to_uint8(a: np.ndarray) -> np.ndarray:
     lo, hi = float(a.min()), float(a.max())
-    return np.zeros(a.shape, np.uint8) if hi <= lo else ((a - lo) * (255.0 / (hi - lo))).round().astype(np.uint8)
+    return (
+        np.zeros(a.shape, np.uint8) if hi <= lo else ((a - lo) * (255.0 / (hi - lo))).round().astype(np.uint8)
+    )
 
 
 def _short(exc: BaseException) -> str:
@@ -101,7 +103,9 @@ class SegmentationDataset(Sequence):
         self.ignore_index = ignore_index
         self.name = name
         self.root = root
-        self.palette = default_palette(len(self.classes)) if palette is None else np.asarray(palette, np.uint8)
+        self.palette = (
+            default_palette(len(self.classes)) if palette is None else np.asarray(palette, np.uint8)
+        )
 
     # -- Sequence -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -177,8 +181,13 @@ class SegmentationDataset(Sequence):
 
     def with_samples(self, samples: Sequence[Sample]) -> SegmentationDataset:
         return SegmentationDataset(
-            samples, self.classes, codec=self.codec, ignore_index=self.ignore_index,
-            name=self.name, palette=self.palette, root=self.root,
+            samples,
+            self.classes,
+            codec=self.codec,
+            ignore_index=self.ignore_index,
+            name=self.name,
+            palette=self.palette,
+            root=self.root,
         )
 
     def class_pixel_counts(self) -> np.ndarray:

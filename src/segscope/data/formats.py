@@ -34,16 +34,52 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 FORMATS = ("auto", "folder", "isbi", "camvid", "voc")
 
 CAMVID_CLASSES = [
-    "Sky", "Building", "Pole", "Road", "Pavement", "Tree",
-    "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist",
+    "Sky",
+    "Building",
+    "Pole",
+    "Road",
+    "Pavement",
+    "Tree",
+    "SignSymbol",
+    "Fence",
+    "Car",
+    "Pedestrian",
+    "Bicyclist",
 ]
 CAMVID_PALETTE = [
-    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
-    (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
+    (128, 128, 128),
+    (128, 0, 0),
+    (192, 192, 128),
+    (128, 64, 128),
+    (60, 40, 222),
+    (128, 128, 0),
+    (192, 128, 128),
+    (64, 64, 128),
+    (64, 0, 128),
+    (64, 64, 0),
+    (0, 128, 192),
 ]
 VOC_CLASSES = [
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
     "tvmonitor",
 ]
 ISBI_CLASSES = ["membrane", "cell"]
@@ -113,7 +149,9 @@ def open_dataset(root: str | Path, split: str | None = None, *, format: str = "a
 
 # -- layouts -------------------------------------------------------------------------------------
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    return sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
 
 
 def _pair_by_stem(image_dir: Path, mask_dir: Path | None) -> list[tuple[Path, Path | None]]:
@@ -172,8 +210,13 @@ def _open_camvid(root: Path, split: str) -> SegmentationDataset:
     pairs = _pair_by_stem(root / split, root / f"{split}annot")
     samples = [Sample(img, m, group=_group_of(img.stem)) for img, m in pairs]
     return SegmentationDataset(
-        samples, CAMVID_CLASSES, codec=MaskCodec("index"), ignore_index=11, name="camvid",
-        palette=np.asarray(CAMVID_PALETTE, np.uint8), root=root,
+        samples,
+        CAMVID_CLASSES,
+        codec=MaskCodec("index"),
+        ignore_index=11,
+        name="camvid",
+        palette=np.asarray(CAMVID_PALETTE, np.uint8),
+        root=root,
     )
 
 
@@ -186,11 +229,20 @@ def _open_voc(root: Path, split: str) -> SegmentationDataset:
         stems = [p.stem for p in _images_in(mask_dir)]
     samples = []
     for stem in stems:
-        img = next((image_dir / f"{stem}{sfx}" for sfx in (".jpg", ".jpeg", ".png") if (image_dir / f"{stem}{sfx}").is_file()), None)
+        img = next(
+            (
+                image_dir / f"{stem}{sfx}"
+                for sfx in (".jpg", ".jpeg", ".png")
+                if (image_dir / f"{stem}{sfx}").is_file()
+            ),
+            None,
+        )
         if img is None:
             raise DataError(f"{mask_dir / (stem + '.png')}: mask without image in {image_dir}")
         samples.append(Sample(img, mask_dir / f"{stem}.png", group=stem.split("_")[0]))
-    return SegmentationDataset(samples, VOC_CLASSES, codec=MaskCodec("index"), ignore_index=255, name="voc", root=root)
+    return SegmentationDataset(
+        samples, VOC_CLASSES, codec=MaskCodec("index"), ignore_index=255, name="voc", root=root
+    )
 
 
 # -- dataset.yaml --------------------------------------------------------------------------------
@@ -222,8 +274,17 @@ def _apply_meta(ds: SegmentationDataset, meta: dict, root: Path) -> Segmentation
             codec = MaskCodec(mode, colours=colours)
         except ValueError as exc:
             raise DataError(f"{root / 'dataset.yaml'}: {exc}") from None
-    palette = np.asarray(meta["palette"], np.uint8) if "palette" in meta else (ds.palette if len(classes) == ds.num_classes else None)
+    palette = (
+        np.asarray(meta["palette"], np.uint8)
+        if "palette" in meta
+        else (ds.palette if len(classes) == ds.num_classes else None)
+    )
     return SegmentationDataset(
-        ds.samples, classes, codec=codec, ignore_index=meta.get("ignore_index", ds.ignore_index),
-        name=meta.get("name", ds.name), palette=palette, root=root,
+        ds.samples,
+        classes,
+        codec=codec,
+        ignore_index=meta.get("ignore_index", ds.ignore_index),
+        name=meta.get("name", ds.name),
+        palette=palette,
+        root=root,
     )

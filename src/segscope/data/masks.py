@@ -46,7 +46,9 @@ class MaskCodec:
                     arr = np.asarray(im)  # palette indices are the classes (VOC)
                 elif im.mode in ("RGB", "RGBA"):
                     rgb = np.asarray(im.convert("RGB"))
-                    if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
+                    if not (
+                        np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
+                    ):
                         raise DataError(
                             f"{path}: colour mask, but the dataset declares no class colours "
                             "(add a palette to dataset.yaml)"

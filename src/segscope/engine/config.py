@@ -25,6 +25,7 @@ class TrainConfig:
     epochs: int = 50
     time_budget_s: float | None = None
     batch_size: int = 8
+    samples_per_epoch: int | None = None  # draw this many (augmented) samples per epoch; default: the dataset
     lr: float = 1e-3
     optimizer: str = "adamw"
     weight_decay: float = 1e-4

@@ -96,7 +96,11 @@ class Trainer:
             self.optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
         else:
             self.optimizer = torch.optim.SGD(
-                groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True
+                groups,
+                lr=config.lr,
+                momentum=config.momentum,
+                weight_decay=config.weight_decay,
+                nesterov=True,
             )
         for g in self.optimizer.param_groups:
             g.setdefault("initial_lr", g["lr"])
@@ -118,8 +122,10 @@ class Trainer:
         loader = torch.utils.data.DataLoader(
             train_dataset,
             batch_size=cfg.batch_size,
-            sampler=torch.utils.data.RandomSampler(train_dataset, generator=generator),
-            drop_last=len(train_dataset) >= cfg.batch_size,
+            sampler=torch.utils.data.RandomSampler(
+                train_dataset, num_samples=cfg.samples_per_epoch, generator=generator
+            ),
+            drop_last=(cfg.samples_per_epoch or len(train_dataset)) >= cfg.batch_size,
             num_workers=cfg.num_workers,
             persistent_workers=False,
         )
@@ -132,7 +138,9 @@ class Trainer:
             t_epoch = time.perf_counter()
             self.model.train()
             running, seen = 0.0, 0
-            bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False, disable=not self.progress)
+            bar = tqdm(
+                loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False, disable=not self.progress
+            )
             self.optimizer.zero_grad(set_to_none=True)
             for i, (x, y) in enumerate(bar):
                 x, y = self._to_device(x), y.to(self.device, non_blocking=True)
@@ -144,7 +152,9 @@ class Trainer:
                 running += loss.item() * len(x)
                 seen += len(x)
                 if (i + 1) % cfg.accumulate == 0:
-                    progress = max(self.step / total_steps, self._elapsed(t_epoch) / (cfg.time_budget_s or math.inf))
+                    progress = max(
+                        self.step / total_steps, self._elapsed(t_epoch) / (cfg.time_budget_s or math.inf)
+                    )
                     self._set_lr(progress)
                     if cfg.grad_clip:
                         nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
@@ -169,7 +179,11 @@ class Trainer:
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
-        return x.contiguous(memory_format=torch.channels_last) if self.config.channels_last and x.ndim == 4 else x
+        return (
+            x.contiguous(memory_format=torch.channels_last)
+            if self.config.channels_last and x.ndim == 4
+            else x
+        )
 
     def _autocast(self):
         if not self.config.amp:
@@ -215,12 +229,19 @@ class Trainer:
                     self.bad_epochs += 1
         self.history.append(row)
         if cfg.early_stopping_patience is not None and self.bad_epochs >= cfg.early_stopping_patience:
-            self.stop_reason = f"early stopping ({cfg.monitor} did not improve for {self.bad_epochs} validations)"
+            self.stop_reason = (
+                f"early stopping ({cfg.monitor} did not improve for {self.bad_epochs} validations)"
+            )
         if self.run_dir is not None:
             self._save(improved)
 
     def _save(self, improved: bool) -> None:
-        info = {**self.info, "config": self.config.to_dict(), "history": self.history, "best_value": self.best_value}
+        info = {
+            **self.info,
+            "config": self.config.to_dict(),
+            "history": self.history,
+            "best_value": self.best_value,
+        }
         state = {
             "optimizer": self.optimizer.state_dict(),
             "epoch": self.epoch,

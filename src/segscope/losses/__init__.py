@@ -50,9 +50,13 @@ def build_loss(
 
     def term(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         if name == "ce":
-            return lambda lo, t: functional.cross_entropy(lo, t, weight=_to(weight, lo), ignore_index=ignore_index)
+            return lambda lo, t: functional.cross_entropy(
+                lo, t, weight=_to(weight, lo), ignore_index=ignore_index
+            )
         if name == "focal":
-            return lambda lo, t: functional.focal_loss(lo, t, weight=_to(weight, lo), ignore_index=ignore_index)
+            return lambda lo, t: functional.focal_loss(
+                lo, t, weight=_to(weight, lo), ignore_index=ignore_index
+            )
         return lambda lo, t: functional.soft_dice_loss(lo, t, ignore_index=ignore_index)
 
     fns = [term(t) for t in terms]

@@ -17,7 +17,9 @@ def match_target(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return target
     top, left = (target.shape[-2] - h) // 2, (target.shape[-1] - w) // 2
     if top < 0 or left < 0:
-        raise ValueError(f"logits {tuple(logits.shape[-2:])} are larger than the target {tuple(target.shape[-2:])}")
+        raise ValueError(
+            f"logits {tuple(logits.shape[-2:])} are larger than the target {tuple(target.shape[-2:])}"
+        )
     return target[..., top : top + h, left : left + w]
 
 

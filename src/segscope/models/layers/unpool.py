@@ -41,9 +41,10 @@ class SwitchMaxPool2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, PoolSwitches]:
         if min(x.shape[-2:]) < self.kernel_size:
+            window = f"{self.kernel_size}x{self.kernel_size}"
             raise ValueError(
-                f"feature map {tuple(x.shape[-2:])} is smaller than the {self.kernel_size}x{self.kernel_size} "
-                "pooling window: the input image is too small for this network"
+                f"feature map {tuple(x.shape[-2:])} is smaller than the {window} pooling window: "
+                "the input image is too small for this network"
             )
         pooled, indices = F.max_pool2d(x, self.kernel_size, self.stride, return_indices=True)
         return pooled, PoolSwitches(indices, x.shape[-2:])
