@@ -79,8 +79,8 @@ class Segmenter(ABC):
         return 0
 
     def __repr__(self) -> str:
-        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
-        return f"{type(self).__name__}({self.name!r}, num_classes={self.num_classes}{', ' if opts else ''}{opts})"
+        opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        return f"{type(self).__name__}({self.name!r}, num_classes={self.num_classes}{opts})"
 
 
 def read_segmenter_json(run_dir: Path) -> dict[str, Any]:
