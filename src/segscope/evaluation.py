@@ -22,12 +22,13 @@ def evaluate_segmenter(
     dataset: SegmentationDataset,
     *,
     progress: bool = True,
-    keep_predictions: int = 0,
+    keep_predictions: int | set[str] = 0,
 ) -> dict[str, Any]:
     """Predict every image of ``dataset`` and return the :class:`~segscope.metrics.Evaluator` result.
 
-    Adds ``seconds_per_image`` (inference time) and, when ``keep_predictions > 0``, the first
-    ``keep_predictions`` label maps under ``"predictions"`` (for overlays).
+    Adds ``seconds_per_image`` (inference time) and the label maps asked for by ``keep_predictions`` (the
+    first N images, or a set of image stems) under ``"predictions"`` (for overlays; a stem -> map dict
+    when stems were given).
     """
     from segscope.metrics import Evaluator
 
@@ -35,6 +36,7 @@ def evaluate_segmenter(
         dataset.num_classes, dataset.ignore_index, dataset.classes, foreground=binary_foreground(dataset)
     )
     kept: list[np.ndarray] = []
+    kept_by_stem: dict[str, np.ndarray] = {}
     seconds = 0.0
     for i in tqdm(range(len(dataset)), desc=f"evaluate {segmenter.name}", disable=not progress, leave=False):
         image = dataset.load_image(i)
@@ -43,11 +45,16 @@ def evaluate_segmenter(
         pred = segmenter.predict(image)
         seconds += time.perf_counter() - t0
         evaluator.add(pred, target, name=dataset.stems[i])
-        if len(kept) < keep_predictions:
+        if isinstance(keep_predictions, set):
+            if dataset.stems[i] in keep_predictions:
+                kept_by_stem[dataset.stems[i]] = pred
+        elif len(kept) < keep_predictions:
             kept.append(pred)
     result = evaluator.result()
     result["seconds_per_image"] = seconds / max(len(dataset), 1)
-    if keep_predictions:
+    if isinstance(keep_predictions, set):
+        result["predictions"] = kept_by_stem
+    elif keep_predictions:
         result["predictions"] = kept
     return result
 

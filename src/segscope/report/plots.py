@@ -87,3 +87,19 @@ def panels_png(images: Sequence[np.ndarray], titles: Sequence[str]) -> bytes:
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     return _png(fig)
+
+
+def heatmap_png(table: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str = "") -> bytes:
+    """Methods x classes heat map of scores in [0, 1] (e.g. per-class IoU), values printed in cells."""
+    fig, ax = _figure(1.5 + 0.6 * len(cols), 0.9 + 0.4 * len(rows))
+    im = ax.imshow(table, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            v = table[i, j]
+            ax.text(j, i, "–" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    color="black" if v > 0.6 else "white")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(title or "per-class IoU")
+    return _png(fig)
