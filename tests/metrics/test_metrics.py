@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import confusion_matrix, f1_score, jaccard_score
 from skimage.metrics import adapted_rand_error as skimage_are
+from sklearn.metrics import confusion_matrix, f1_score, jaccard_score
 
 from segscope.metrics import ConfusionMatrix, Evaluator, adapted_rand_error, boundary_f1, pixel_error
 

@@ -21,6 +21,11 @@ from segscope.report.run_report import STYLE, img_tag
 
 LOWER_IS_BETTER = ("pixel_error", "rand_error", "fit_seconds", "seconds_per_image")
 SORT_JS = """
+window.addEventListener('load', () => {  // lets a headless browser test see that every figure decoded
+  const imgs = [...document.images];
+  document.body.dataset.images = imgs.length;
+  document.body.dataset.brokenImages = imgs.filter(i => !i.complete || i.naturalWidth === 0).length;
+});
 document.querySelectorAll('table.sortable th').forEach((th, col) => th.addEventListener('click', () => {
   const body = th.closest('table').tBodies[0]; const asc = th.dataset.asc !== '1'; th.dataset.asc = asc ? '1' : '0';
   const key = r => { const v = parseFloat(r.cells[col].dataset.v ?? r.cells[col].textContent); return isNaN(v) ? r.cells[col].textContent : v; };
