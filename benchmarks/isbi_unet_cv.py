@@ -104,7 +104,8 @@ def main() -> None:
         fit = np.mean([r["fit_seconds"] for r in rows])
         print(
             f"{name:<20}{pe.mean():>11.4f} ± {pe.std(ddof=1) if len(pe) > 1 else 0:.4f}"
-            f"{re.mean():>11.4f} ± {re.std(ddof=1) if len(re) > 1 else 0:.4f}{fit:>12.0f}{rows[0]['parameters']:>12,}"
+            f"{re.mean():>11.4f} ± {re.std(ddof=1) if len(re) > 1 else 0:.4f}"
+            f"{fit:>12.0f}{rows[0]['parameters']:>12,}"
         )
     print("anchor (U-Net paper, hidden test set): pixel error 0.0611, Rand error 0.0382")
 

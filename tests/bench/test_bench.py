@@ -45,7 +45,9 @@ class Darker(MeanThreshold):
 
 
 for cls in (MeanThreshold, Broken, Darker):
-    register(cls.name, family="classical", task="binary")(lambda num_classes=2, _c=cls, **o: _c(num_classes, **o))
+    register(cls.name, family="classical", task="binary")(
+        lambda num_classes=2, _c=cls, **o: _c(num_classes, **o)
+    )
 
 
 def _plan(data: Path, methods, **kw) -> BenchPlan:
@@ -55,8 +57,9 @@ def _plan(data: Path, methods, **kw) -> BenchPlan:
 def test_protocol_identical_splits_isolation_and_resume(disc_dataset: Path, tmp_path: Path):
     SEEN_TRAIN.clear()
     out = tmp_path / "bench"
-    results = run_bench(_plan(disc_dataset, ["test_mean_threshold", "test_darker", "test_broken"]), out,
-                        progress=False)
+    results = run_bench(
+        _plan(disc_dataset, ["test_mean_threshold", "test_darker", "test_broken"]), out, progress=False
+    )
     # identical training folds for every method, disjoint from the test images
     assert SEEN_TRAIN["test_mean_threshold"] == SEEN_TRAIN["test_darker"]
     splits = json.loads((out / "splits.json").read_text())["splits"]
@@ -75,7 +78,9 @@ def test_protocol_identical_splits_isolation_and_resume(disc_dataset: Path, tmp_
 
 
 def test_paired_test_matches_scipy(disc_dataset: Path, tmp_path: Path):
-    results = run_bench(_plan(disc_dataset, ["test_mean_threshold", "test_darker"]), tmp_path / "b", progress=False)
+    results = run_bench(
+        _plan(disc_dataset, ["test_mean_threshold", "test_darker"]), tmp_path / "b", progress=False
+    )
     test = results["paired_tests"][0]
     cells = results["cells"]
     a = [r["pixel_error"] for c in cells[test["best"]] for r in c["per_image"]]
@@ -94,7 +99,9 @@ def test_binary_method_skipped_on_multiclass(tmp_path: Path):
     (root / "masks").mkdir()
     for i in range(4):
         Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(root / "images" / f"{i}.png")
-        Image.fromarray(np.tile(np.arange(3, dtype=np.uint8), (8, 3))[:, :8]).save(root / "masks" / f"{i}.png")
+        Image.fromarray(np.tile(np.arange(3, dtype=np.uint8), (8, 3))[:, :8]).save(
+            root / "masks" / f"{i}.png"
+        )
     (root / "dataset.yaml").write_text("classes: [a, b, c]\n")
     results = run_bench(_plan(root, ["test_mean_threshold"]), tmp_path / "m", progress=False)
     assert "binary method" in results["plan"]["skipped"]["test_mean_threshold"]

@@ -25,7 +25,8 @@ def test_otsu_equals_scikit_image_and_finds_a_bright_square():
 def test_adaptive_threshold_equals_scikit_image():
     grey = np.random.default_rng(1).random((30, 30))
     np.testing.assert_array_equal(
-        adaptive_foreground(grey, block_size=11, offset=0.01), grey > filters.threshold_local(grey, 11, offset=0.01)
+        adaptive_foreground(grey, block_size=11, offset=0.01),
+        grey > filters.threshold_local(grey, 11, offset=0.01),
     )
     with pytest.raises(ValueError, match="odd integer"):
         adaptive_foreground(grey, block_size=10)

@@ -90,12 +90,42 @@ def test_resume_requires_a_run(tmp_path: Path, disc_dataset: Path, capsys):
 
 def test_bench_and_demo_commands(disc_dataset: Path, tmp_path: Path, capsys):
     out = tmp_path / "bench"
-    code = main(["bench", "--data", str(disc_dataset), "--methods", "otsu,watershed", "--cv", "kfold:2",
-                 "--time-budget-per-method", "20s", "--workers", "1", "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "bench",
+            "--data",
+            str(disc_dataset),
+            "--methods",
+            "otsu,watershed",
+            "--cv",
+            "kfold:2",
+            "--time-budget-per-method",
+            "20s",
+            "--workers",
+            "1",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "otsu" in printed and "report:" in printed
     assert (out / "report.html").is_file() and (out / "leaderboard.csv").is_file()
-    assert main(["bench", "--data", str(disc_dataset), "--methods", "otsu", "--cv", "lpo:5",
-                 "--out", str(tmp_path / "b2")]) == 2
+    assert (
+        main(
+            [
+                "bench",
+                "--data",
+                str(disc_dataset),
+                "--methods",
+                "otsu",
+                "--cv",
+                "lpo:5",
+                "--out",
+                str(tmp_path / "b2"),
+            ]
+        )
+        == 2
+    )
     assert "exceed the cap" in capsys.readouterr().err

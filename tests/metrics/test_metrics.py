@@ -34,7 +34,9 @@ def test_matches_sklearn_on_random_input_with_ignore(seed):
     cm = ConfusionMatrix(5, ignore_index=255).update(pred.reshape(40, 100), target.reshape(40, 100))
     keep = target != 255
     np.testing.assert_array_equal(cm.matrix, confusion_matrix(target[keep], pred[keep], labels=range(5)))
-    np.testing.assert_allclose(cm.iou(), jaccard_score(target[keep], pred[keep], average=None, labels=range(5)))
+    np.testing.assert_allclose(
+        cm.iou(), jaccard_score(target[keep], pred[keep], average=None, labels=range(5))
+    )
     np.testing.assert_allclose(cm.dice(), f1_score(target[keep], pred[keep], average=None, labels=range(5)))
 
 
@@ -42,7 +44,9 @@ def test_merge_torch_and_numpy_agree():
     rng = np.random.default_rng(2)
     t, p = rng.integers(0, 4, (2, 30, 30)), rng.integers(0, 4, (2, 30, 30))
     whole = ConfusionMatrix(4).update(p, t)
-    halves = ConfusionMatrix(4).update(p[0], t[0]) + ConfusionMatrix(4).update(torch.from_numpy(p[1]), torch.from_numpy(t[1]))
+    halves = ConfusionMatrix(4).update(p[0], t[0]) + ConfusionMatrix(4).update(
+        torch.from_numpy(p[1]), torch.from_numpy(t[1])
+    )
     np.testing.assert_array_equal(whole.matrix, halves.matrix)
     with pytest.raises(ValueError, match="predicted class outside"):
         ConfusionMatrix(2).update(np.array([3]), np.array([0]))

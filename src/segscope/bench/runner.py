@@ -52,8 +52,11 @@ def default_methods(num_classes: int) -> list[str]:
     """A sensible default comparison for binary or multi-class data (only registered names)."""
     from segscope.methods import list_models
 
-    wanted = ["otsu", "watershed", "slic", "graphcut", "unet_small"] if num_classes == 2 else [
-        "slic", "alpha_expansion", "unet_small", "unet_resnet18"]
+    wanted = (
+        ["otsu", "watershed", "slic", "graphcut", "unet_small"]
+        if num_classes == 2
+        else ["slic", "alpha_expansion", "unet_small", "unet_resnet18"]
+    )
     available = set(list_models())
     return [m for m in wanted if m in available]
 
@@ -88,7 +91,9 @@ def fold_datasets(plan: BenchPlan, out: Path) -> list[tuple[Split, SegmentationD
             raise UserError(f"--split {plan.split}: expected TRAIN/TEST split names, e.g. train/val")
         train = open_dataset(plan.data, train_name, format=plan.format)
         test = open_dataset(plan.data, test_name, format=plan.format)
-        return [(Split(f"{train_name}-{test_name}", list(range(len(train))), list(range(len(test)))), train, test)]
+        return [
+            (Split(f"{train_name}-{test_name}", list(range(len(train))), list(range(len(test)))), train, test)
+        ]
     ds = open_dataset(plan.data, None, format=plan.format)
     path = out / "splits.json"
     if path.exists():
@@ -153,17 +158,27 @@ def run_cell(
         for stem, pred in result.pop("predictions").items():
             write_png(cell_dir / "gallery" / f"{stem}.png", pred.astype(np.uint8))
         record = {
-            "method": method, "fold": fold, "status": "ok", "fit_seconds": fit_s,
-            "seconds_per_image": result.pop("seconds_per_image"), "num_parameters": seg.num_parameters,
-            "per_image": result.pop("per_image"), "metrics": result, "history": seg.history,
+            "method": method,
+            "fold": fold,
+            "status": "ok",
+            "fit_seconds": fit_s,
+            "seconds_per_image": result.pop("seconds_per_image"),
+            "num_parameters": seg.num_parameters,
+            "per_image": result.pop("per_image"),
+            "metrics": result,
+            "history": seg.history,
             "state": _jsonable(seg.state()),
         }
         write_json_atomic(cell_dir / "result.json", record)
         return record
     except Exception as exc:  # isolate the failure: this cell reports it, the others go on
-        record = {"method": method, "fold": fold, "status": "error",
-                  "message": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300],
-                  "traceback": traceback.format_exc()}
+        record = {
+            "method": method,
+            "fold": fold,
+            "status": "error",
+            "message": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300],
+            "traceback": traceback.format_exc(),
+        }
         write_json_atomic(cell_dir / "error.json", record)
         return record
 
@@ -189,36 +204,66 @@ def run_bench(plan: BenchPlan, out_dir: str | Path, *, progress: bool = True) ->
     skipped = {m: why for m in plan.methods if (why := applicable(m, reference.num_classes))}
     methods = [m for m in plan.methods if m not in skipped]
     gallery = folds[0][2].stems[: plan.gallery]
-    write_json_atomic(out / "bench.json", {**asdict(plan), "skipped": skipped, "gallery": gallery,
-                                           "environment": environment()})
+    write_json_atomic(
+        out / "bench.json",
+        {**asdict(plan), "skipped": skipped, "gallery": gallery, "environment": environment()},
+    )
     cores = os.cpu_count() or 1
     workers = plan.workers or cores
-    pending = [(m, s, tr, te) for m in methods for s, tr, te in folds
-               if not (out / "cells" / m / s.name / "result.json").exists()]
+    pending = [
+        (m, s, tr, te)
+        for m in methods
+        for s, tr, te in folds
+        if not (out / "cells" / m / s.name / "result.json").exists()
+    ]
     deep = [c for c in pending if REGISTRY.get(c[0]).family == "deep"]
     classical = [c for c in pending if REGISTRY.get(c[0]).family != "deep"]
     bar = tqdm(total=len(pending), desc="bench cells", disable=not progress)
 
     def kwargs(method: str, threads: int) -> dict[str, Any]:
-        return dict(time_budget_s=plan.time_budget_s, holdout=plan.holdout, gallery=gallery, seed=plan.seed,
-                    threads=threads)
+        return dict(
+            time_budget_s=plan.time_budget_s,
+            holdout=plan.holdout,
+            gallery=gallery,
+            seed=plan.seed,
+            threads=threads,
+        )
 
     if classical and workers > 1:
         import multiprocessing
 
         spawn = multiprocessing.get_context("spawn")  # no fork after torch has started its thread pool
         with ProcessPoolExecutor(max_workers=min(workers, len(classical)), mp_context=spawn) as pool:
-            futures = [pool.submit(run_cell, m, plan.options.get(m, {}), s.name, tr, te,
-                                   out / "cells" / m / s.name, **kwargs(m, 1)) for m, s, tr, te in classical]
+            futures = [
+                pool.submit(
+                    run_cell,
+                    m,
+                    plan.options.get(m, {}),
+                    s.name,
+                    tr,
+                    te,
+                    out / "cells" / m / s.name,
+                    **kwargs(m, 1),
+                )
+                for m, s, tr, te in classical
+            ]
             for f in as_completed(futures):
                 _note(bar, f.result())
     else:
         for m, s, tr, te in classical:
-            _note(bar, run_cell(m, plan.options.get(m, {}), s.name, tr, te, out / "cells" / m / s.name,
-                                **kwargs(m, cores)))
+            _note(
+                bar,
+                run_cell(
+                    m, plan.options.get(m, {}), s.name, tr, te, out / "cells" / m / s.name, **kwargs(m, cores)
+                ),
+            )
     for m, s, tr, te in deep:
-        _note(bar, run_cell(m, plan.options.get(m, {}), s.name, tr, te, out / "cells" / m / s.name,
-                            **kwargs(m, cores)))
+        _note(
+            bar,
+            run_cell(
+                m, plan.options.get(m, {}), s.name, tr, te, out / "cells" / m / s.name, **kwargs(m, cores)
+            ),
+        )
     bar.close()
     results = collect_results(out)
     render_bench_report(out)
@@ -244,8 +289,14 @@ def environment() -> dict[str, Any]:
     except (ValueError, OSError, AttributeError):
         mem_gb = float("nan")
     return {
-        "machine": platform.platform(), "processor": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(), "memory_gb": round(mem_gb, 1), "python": sys.version.split()[0],
-        "torch": torch.__version__, "numpy": numpy.__version__, "scikit-image": skimage.__version__,
-        "segscope": __version__, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_gb, 1),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "scikit-image": skimage.__version__,
+        "segscope": __version__,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }

@@ -36,16 +36,24 @@ class ClassicalSegmenter(Segmenter):
     param_grid: dict[str, list[Any]] = {}
     segment: Callable[..., np.ndarray]
 
-    def __init__(self, num_classes: int = 2, *, foreground: int = 1, tune_images: int = 6, **options: Any) -> None:
+    def __init__(
+        self, num_classes: int = 2, *, foreground: int = 1, tune_images: int = 6, **options: Any
+    ) -> None:
         if num_classes != 2:
-            raise UserError(f"{self.name} segments one foreground class; the dataset has {num_classes} classes")
+            raise UserError(
+                f"{self.name} segments one foreground class; the dataset has {num_classes} classes"
+            )
         unknown = set(options) - set(self.param_grid) - {"invert"}
         if unknown:
-            raise UserError(f"{self.name}: unknown options {sorted(unknown)} (known: {sorted(self.param_grid)}, invert)")
+            raise UserError(
+                f"{self.name}: unknown options {sorted(unknown)} (known: {sorted(self.param_grid)}, invert)"
+            )
         super().__init__(num_classes, **options)
         self.foreground = foreground
         self.tune_images = tune_images
-        self.params: dict[str, Any] = {k: v[0] for k, v in self.param_grid.items()} | {"invert": False} | options
+        self.params: dict[str, Any] = (
+            {k: v[0] for k, v in self.param_grid.items()} | {"invert": False} | options
+        )
 
     def candidates(self) -> list[dict[str, Any]]:
         grid = {k: ([self.options[k]] if k in self.options else v) for k, v in self.param_grid.items()}
@@ -53,7 +61,9 @@ class ClassicalSegmenter(Segmenter):
         keys = list(grid)
         return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
-    def fit(self, train, val=None, *, time_budget_s=None, out_dir=None, progress=True, **_) -> ClassicalSegmenter:
+    def fit(
+        self, train, val=None, *, time_budget_s=None, out_dir=None, progress=True, **_
+    ) -> ClassicalSegmenter:
         from segscope.metrics import ConfusionMatrix
 
         n = min(self.tune_images, len(train))

@@ -23,7 +23,8 @@ def otsu_foreground(grey: np.ndarray, *, smoothing: float = 0.0) -> np.ndarray:
 
 
 def adaptive_foreground(grey: np.ndarray, *, block_size: int = 51, offset: float = 0.0) -> np.ndarray:
-    """Pixels brighter than the Gaussian-weighted mean of their ``block_size`` neighbourhood minus ``offset``."""
+    """Pixels brighter than the Gaussian-weighted mean of their ``block_size`` neighbourhood, minus
+    ``offset``."""
     if block_size % 2 == 0 or block_size < 3:
         raise ValueError(f"block_size must be an odd integer >= 3, got {block_size}")
     return grey > filters.threshold_local(grey, block_size=block_size, offset=offset)

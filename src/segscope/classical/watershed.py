@@ -42,7 +42,9 @@ def watershed_instances(
     return labels, labels == 0
 
 
-def watershed_foreground(grey: np.ndarray, *, sigma: float = 2.0, h: float = 0.05, markers: str = "h_maxima") -> np.ndarray:
+def watershed_foreground(
+    grey: np.ndarray, *, sigma: float = 2.0, h: float = 0.05, markers: str = "h_maxima"
+) -> np.ndarray:
     """Otsu foreground with the watershed lines removed (closes gaps in dark boundaries)."""
     _, lines = watershed_instances(grey, sigma=sigma, h=h, markers=markers)
     smooth = filters.gaussian(grey, sigma=1.0)

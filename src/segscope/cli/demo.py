@@ -15,7 +15,8 @@ def sample_path() -> Path:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "demo", help="benchmark a few methods on the bundled sample",
+        "demo",
+        help="benchmark a few methods on the bundled sample",
         description="Fit a few classical methods and a small U-Net on 7 of the 10 bundled ISBI 2012 crops, "
         "score them on the other 3, and write OUT/report.html.",
     )
@@ -32,15 +33,30 @@ def run(args: argparse.Namespace) -> int:
     available = set(list_models())
     methods = [m for m in DEMO_METHODS if m in available]
     plan = BenchPlan(
-        data=str(sample_path()), methods=methods, cv="holdout:0.3", time_budget_s=args.time_budget,
-        options={"unet_small": {"augment": "em", "crop_size": 128, "batch_size": 8, "amp": True, "lr": 3e-3,
-                                "epochs": 10_000, "samples_per_epoch": 32}},
-        gallery=3, command=f"segscope demo --out {args.out}",
+        data=str(sample_path()),
+        methods=methods,
+        cv="holdout:0.3",
+        time_budget_s=args.time_budget,
+        options={
+            "unet_small": {
+                "augment": "em",
+                "crop_size": 128,
+                "batch_size": 8,
+                "amp": True,
+                "lr": 3e-3,
+                "epochs": 10_000,
+                "samples_per_epoch": 32,
+            }
+        },
+        gallery=3,
+        command=f"segscope demo --out {args.out}",
     )
     results = run_bench(plan, args.out, progress=not args.quiet)
     print(f"\n{'method':<22}{'pixel error':>13}{'Rand error':>12}{'mean IoU':>10}{'fit s':>8}")
     for e in results["leaderboard"]:
-        print(f"{e['method']:<22}{e['pixel_error']:>13.4f}{e['rand_error']:>12.4f}{e['mean_iou']:>10.4f}"
-              f"{e['fit_seconds']:>8.1f}")
+        print(
+            f"{e['method']:<22}{e['pixel_error']:>13.4f}{e['rand_error']:>12.4f}{e['mean_iou']:>10.4f}"
+            f"{e['fit_seconds']:>8.1f}"
+        )
     print(f"\nreport: {Path(args.out).resolve() / 'report.html'}")
     return 0

@@ -39,8 +39,8 @@ def load_weights(path: Path, model: torch.nn.Module) -> int:
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise UserError(
-            f"{path}: weights do not fit the model (missing {len(missing)}, unexpected {len(unexpected)} keys, "
-            f"e.g. {(missing or unexpected)[0]})"
+            f"{path}: weights do not fit the model (missing {len(missing)}, "
+            f"unexpected {len(unexpected)} keys, e.g. {(missing or unexpected)[0]})"
         )
     return epoch
 

@@ -64,7 +64,9 @@ def make_splits(
             raise UserError(f"--cv {spec}: C({n}, {p}) = {count} splits exceed the cap of {max_splits}")
         splitter, it = LeavePOut(p), None
     else:
-        raise UserError(f"unknown validation scheme {spec!r}; use kfold:K, group-kfold:K, loo, lpo:P or holdout:F")
+        raise UserError(
+            f"unknown validation scheme {spec!r}; use kfold:K, group-kfold:K, loo, lpo:P or holdout:F"
+        )
     it = splitter.split(idx, groups=groups)
     return [Split(f"fold{i}", sorted(tr.tolist()), sorted(te.tolist())) for i, (tr, te) in enumerate(it)]
 

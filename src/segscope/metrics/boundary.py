@@ -9,7 +9,9 @@ from scipy import ndimage
 
 def _boundary(mask: np.ndarray) -> np.ndarray:
     """Pixels of ``mask`` with a 4-neighbour outside it (the inner contour)."""
-    return mask & ~ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(2, 1), border_value=1)
+    return mask & ~ndimage.binary_erosion(
+        mask, structure=ndimage.generate_binary_structure(2, 1), border_value=1
+    )
 
 
 def boundary_f1(
@@ -30,7 +32,11 @@ def boundary_f1(
     if pred.shape != target.shape:
         raise ValueError(f"prediction {pred.shape} and target {target.shape} differ in shape")
     valid = np.ones(target.shape, bool) if ignore_index is None else target != ignore_index
-    k = num_classes if num_classes is not None else int(max(pred.max(initial=0), target[valid].max(initial=0))) + 1
+    k = (
+        num_classes
+        if num_classes is not None
+        else int(max(pred.max(initial=0), target[valid].max(initial=0))) + 1
+    )
     scores = []
     for c in range(k):
         pb = _boundary((pred == c) & valid)

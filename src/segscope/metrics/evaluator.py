@@ -33,7 +33,9 @@ class Evaluator:
     ) -> None:
         self.num_classes = num_classes
         self.ignore_index = ignore_index
-        self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+        self.class_names = (
+            list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+        )
         self.foreground = foreground
         self.boundary_tolerance = boundary_tolerance
         self.confusion = ConfusionMatrix(num_classes, ignore_index)
@@ -50,7 +52,10 @@ class Evaluator:
             "pixel_accuracy": cm.pixel_accuracy(),
             "mean_iou": cm.mean_iou(),
             "boundary_f1": boundary_f1(
-                pred, target, tolerance=self.boundary_tolerance, num_classes=self.num_classes,
+                pred,
+                target,
+                tolerance=self.boundary_tolerance,
+                num_classes=self.num_classes,
                 ignore_index=self.ignore_index,
             ),
         }

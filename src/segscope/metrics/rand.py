@@ -26,7 +26,9 @@ def adapted_rand_error(
     t = np.asarray(image_true).ravel()
     p = np.asarray(image_test).ravel()
     if t.shape != p.shape:
-        raise ValueError(f"label maps differ in size: {np.asarray(image_true).shape} vs {np.asarray(image_test).shape}")
+        raise ValueError(
+            f"label maps differ in size: {np.asarray(image_true).shape} vs {np.asarray(image_test).shape}"
+        )
     keep = ~np.isin(t, ignore_labels) if ignore_labels else np.ones(t.shape, bool)
     t, p = t[keep], p[keep]
     n = t.size

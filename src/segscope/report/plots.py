@@ -36,15 +36,23 @@ def learning_curve_png(history: Sequence[dict[str, Any]], title: str = "") -> by
     epochs = [r["epoch"] for r in rows]
     ax.plot(epochs, [r.get("train_loss") for r in rows], label="train loss", color="tab:blue")
     if any("val_loss" in r for r in rows):
-        ax.plot([r["epoch"] for r in rows if "val_loss" in r], [r["val_loss"] for r in rows if "val_loss" in r],
-                label="val loss", color="tab:orange")
+        ax.plot(
+            [r["epoch"] for r in rows if "val_loss" in r],
+            [r["val_loss"] for r in rows if "val_loss" in r],
+            label="val loss",
+            color="tab:orange",
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     handles, labels = ax.get_legend_handles_labels()
     if any("val_mean_iou" in r for r in rows):
         ax2 = ax.twinx()
-        ax2.plot([r["epoch"] for r in rows if "val_mean_iou" in r],
-                 [r["val_mean_iou"] for r in rows if "val_mean_iou" in r], label="val mIoU", color="tab:green")
+        ax2.plot(
+            [r["epoch"] for r in rows if "val_mean_iou" in r],
+            [r["val_mean_iou"] for r in rows if "val_mean_iou" in r],
+            label="val mIoU",
+            color="tab:green",
+        )
         ax2.set_ylabel("mean IoU")
         ax2.set_ylim(0, 1)
         h2, l2 = ax2.get_legend_handles_labels()
@@ -69,8 +77,15 @@ def confusion_matrix_png(matrix: np.ndarray, class_names: Sequence[str], title: 
     if k <= 12:
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if norm[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{norm[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title(title or "confusion matrix (row-normalised)")
     return _png(fig)
@@ -98,8 +113,15 @@ def heatmap_png(table: np.ndarray, rows: Sequence[str], cols: Sequence[str], tit
     for i in range(len(rows)):
         for j in range(len(cols)):
             v = table[i, j]
-            ax.text(j, i, "–" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=7,
-                    color="black" if v > 0.6 else "white")
+            ax.text(
+                j,
+                i,
+                "–" if np.isnan(v) else f"{v:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if v > 0.6 else "white",
+            )
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title(title or "per-class IoU")
     return _png(fig)

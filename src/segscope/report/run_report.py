@@ -44,13 +44,27 @@ def render_run_report(
 
     m = metrics.get("metrics", {})
     title = f"segscope run: {metrics.get('method', '')}"
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
-             f"<p class='meta'>{html.escape(str(run_dir))} · {metrics.get('finished', '')} · "
-             f"{metrics.get('num_parameters', 0):,} parameters · fit {metrics.get('fit_seconds', 0):.0f} s</p>",
-             f"<p class='meta'><code>{html.escape(metrics.get('command', ''))}</code></p>"]
-    headline = [(k, m[k]) for k in ("mean_iou", "pixel_accuracy", "mean_class_accuracy", "fw_iou", "boundary_f1",
-                                    "pixel_error", "rand_error", "seconds_per_image") if m.get(k) is not None]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+        f"<p class='meta'>{html.escape(str(run_dir))} · {metrics.get('finished', '')} · "
+        f"{metrics.get('num_parameters', 0):,} parameters · fit {metrics.get('fit_seconds', 0):.0f} s</p>",
+        f"<p class='meta'><code>{html.escape(metrics.get('command', ''))}</code></p>",
+    ]
+    headline = [
+        (k, m[k])
+        for k in (
+            "mean_iou",
+            "pixel_accuracy",
+            "mean_class_accuracy",
+            "fw_iou",
+            "boundary_f1",
+            "pixel_error",
+            "rand_error",
+            "seconds_per_image",
+        )
+        if m.get(k) is not None
+    ]
     if headline:
         parts.append("<h2>Validation metrics</h2><table><tr><th>metric</th><th>value</th></tr>")
         parts += [f"<tr><td>{k}</td><td>{v:.4f}</td></tr>" for k, v in headline]
@@ -58,19 +72,27 @@ def render_run_report(
     if isinstance(m.get("iou"), dict):
         parts.append("<h2>Per-class scores</h2><table><tr><th>class</th><th>IoU</th><th>Dice</th></tr>")
         for name, v in m["iou"].items():
-            parts.append(f"<tr><td>{html.escape(name)}</td><td>{v:.4f}</td><td>{m['dice'].get(name, float('nan')):.4f}</td></tr>")
+            parts.append(
+                f"<tr><td>{html.escape(name)}</td><td>{v:.4f}</td><td>{m['dice'].get(name, float('nan')):.4f}</td></tr>"
+            )
         parts.append("</table>")
     curve = plots.learning_curve_png(history)
     if curve:
         parts.append("<h2>Learning curve</h2>" + img_tag(curve, "learning curve"))
     if m.get("confusion_matrix") and class_names:
-        parts.append("<h2>Confusion matrix</h2>" + img_tag(plots.confusion_matrix_png(np.array(m["confusion_matrix"]), class_names), "confusion matrix"))
+        parts.append(
+            "<h2>Confusion matrix</h2>"
+            + img_tag(
+                plots.confusion_matrix_png(np.array(m["confusion_matrix"]), class_names), "confusion matrix"
+            )
+        )
     if overlays:
         pal = palette if palette is not None else default_palette(len(class_names or [0, 1]))
         parts.append("<h2>Predictions</h2>")
         for name, image, truth, pred in overlays:
             png = plots.panels_png(
-                [image, overlay(image, truth, pal), overlay(image, pred, pal)], [name, "ground truth", "prediction"]
+                [image, overlay(image, truth, pal), overlay(image, pred, pal)],
+                [name, "ground truth", "prediction"],
             )
             parts.append(img_tag(png, f"overlay {name}"))
     parts.append("</body></html>")
