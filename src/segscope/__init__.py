@@ -9,9 +9,11 @@ Quick use::
     labels = seg.predict(ds[0][0])                          # (H, W) class indices
 """
 
+from segscope.bench import BenchPlan, run_bench
 from segscope.data import MaskCodec, SegmentationDataset, open_dataset, read_image
 from segscope.engine import TrainConfig, Trainer
 from segscope.errors import DataError, TrainingDiverged, UserError
+from segscope.evaluation import evaluate_segmenter
 from segscope.loading import load
 from segscope.methods import create_model, create_segmenter, list_models
 from segscope.registry import REGISTRY, register
@@ -21,6 +23,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "REGISTRY",
+    "BenchPlan",
     "DataError",
     "MaskCodec",
     "SegmentationDataset",
@@ -32,9 +35,11 @@ __all__ = [
     "__version__",
     "create_model",
     "create_segmenter",
+    "evaluate_segmenter",
     "list_models",
     "load",
     "open_dataset",
     "read_image",
     "register",
+    "run_bench",
 ]

@@ -1,14 +1,59 @@
-"""Classical segmentation: plain functions in scikit-image style plus a tuned Segmenter for each."""
+"""Classical segmentation: plain functions in scikit-image style plus a tuned Segmenter for each method.
 
-from segscope.classical import threshold, watershed  # noqa: F401  (registration)
-from segscope.classical.segmenter import ClassicalSegmenter
-from segscope.classical.threshold import adaptive_foreground, otsu_foreground
-from segscope.classical.watershed import watershed_foreground, watershed_instances
+Importing this package registers every classical method (``otsu``, ``multiotsu``, ``adaptive_threshold``,
+``watershed``, ``chan_vese``, ``morph_chan_vese``, ``morph_geodesic``, ``snake``, ``slic``,
+``felzenszwalb``, ``quickshift``, ``graphcut``, ``alpha_expansion``, ``grabcut``, ``random_walker``).
+"""
+
+from segscope.classical import (  # noqa: F401  (registration)
+    active_contour,
+    graph_cut,
+    random_walker,
+    superpixels,
+    threshold,
+    watershed,
+)
+from segscope.classical.active_contour import (
+    chan_vese_mask,
+    morph_chan_vese_mask,
+    morph_geodesic_mask,
+    snake_mask,
+)
+from segscope.classical.graph_cut import alpha_expansion, binary_graph_cut, grabcut_mask
+from segscope.classical.morphology import postprocess
+from segscope.classical.preprocess import preprocess
+from segscope.classical.random_walker import intensity_seeds, random_walker_mask
+from segscope.classical.segmenter import BinarySegmenter, ClassicalSegmenter, SemanticSegmenter
+from segscope.classical.superpixels import (
+    felzenszwalb_superpixels,
+    label_superpixels,
+    quickshift_superpixels,
+    slic_superpixels,
+)
+from segscope.classical.threshold import adaptive_mask, multiotsu_regions, otsu_mask
+from segscope.classical.watershed import watershed_instances
 
 __all__ = [
+    "BinarySegmenter",
     "ClassicalSegmenter",
-    "adaptive_foreground",
-    "otsu_foreground",
-    "watershed_foreground",
+    "SemanticSegmenter",
+    "adaptive_mask",
+    "alpha_expansion",
+    "binary_graph_cut",
+    "chan_vese_mask",
+    "felzenszwalb_superpixels",
+    "grabcut_mask",
+    "intensity_seeds",
+    "label_superpixels",
+    "morph_chan_vese_mask",
+    "morph_geodesic_mask",
+    "multiotsu_regions",
+    "otsu_mask",
+    "postprocess",
+    "preprocess",
+    "quickshift_superpixels",
+    "random_walker_mask",
+    "slic_superpixels",
+    "snake_mask",
     "watershed_instances",
 ]

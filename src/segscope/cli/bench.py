@@ -3,39 +3,66 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 from segscope.cli.common import parse_duration, parse_value
+from segscope.errors import UserError
+
+EXAMPLES = """examples:
+  segscope bench --data isbi2012/ --methods otsu,watershed,unet --cv kfold:5 --out bench_isbi
+  segscope bench --data camvid/ --split train/val --time-budget-per-method 20m \\
+      -o unet.base_channels=16 --out bench_camvid
+  segscope bench --data cells/ --methods all-classical --cv loo --out bench_cells
+
+Run the same command again to resume: finished cells are kept, failed ones retried."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Create the ``bench`` sub-command."""
+    from segscope.data import FORMATS
+
     p = sub.add_parser(
         "bench",
-        help="compare many methods on one dataset",
-        description="Fit every method on the same training folds, score it on the same test images with the "
-        "same metrics, and write BENCH_DIR/report.html (leaderboard, per-class IoU, confusion matrices, "
-        "learning curves, gallery, paired tests) plus results.json and leaderboard.csv. Resumable.",
+        help="compare many methods on one dataset under one protocol",
+        description="Fit every method on the same training folds, score it on the same test images with "
+        "the same metrics, and write BENCH_DIR/report.html (leaderboard, paired tests, per-class IoU, "
+        "confusion matrices, learning curves, gallery) plus results.json and leaderboard.csv. "
+        "Resumable: finished cells (method x fold) are not run again.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", required=True, metavar="DIR", help="dataset folder")
-    p.add_argument("--format", default="auto", help="dataset layout (default: detect)")
+    p.add_argument(
+        "--format", default="auto", choices=FORMATS, help="dataset layout (default: detect)"
+    )
     p.add_argument(
         "--methods",
         default="default",
-        help="comma-separated names, or default, all-semantic, all-instance, all-classical",
+        help="comma-separated method names (see `segscope models`), or default, all-semantic, "
+        "all-instance, all-classical (default: a few classical methods and a U-Net)",
     )
-    group = p.add_mutually_exclusive_group()
-    group.add_argument(
-        "--cv", default=None, help="kfold:K, group-kfold:K, loo, lpo:P or holdout:F (default kfold:5)"
+    scheme = p.add_mutually_exclusive_group()
+    scheme.add_argument(
+        "--cv",
+        default=None,
+        metavar="SPEC",
+        help="kfold:K, group-kfold:K, loo, lpo:P or holdout:F over the dataset (default kfold:5)",
     )
-    group.add_argument("--split", help="TRAIN/TEST split names of the dataset, e.g. train/val")
+    scheme.add_argument(
+        "--split",
+        metavar="TRAIN/TEST",
+        help="fit on one of the dataset's own splits and test on another, e.g. train/val",
+    )
     p.add_argument(
         "--time-budget-per-method",
         type=parse_duration,
         default=600.0,
         metavar="DURATION",
-        help="fit budget per method and fold (e.g. 90s, 10m; default 10m)",
+        help="fit budget per method and fold, e.g. 90s, 10m, 1h (default 10m)",
     )
     p.add_argument(
         "--option",
@@ -46,37 +73,49 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="an option for one method, e.g. unet.base_channels=16 (repeatable)",
     )
     p.add_argument(
-        "--holdout", type=float, default=0.0, help="fraction of each training part kept for validation"
+        "--holdout",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="fraction of each training part given to fit() as validation set (seeded, the same for "
+        "every method; default 0: none)",
     )
-    p.add_argument("--workers", type=int, default=0, help="processes for classical methods (default: cores)")
-    p.add_argument("--gallery", type=int, default=4, help="test images shown for every method")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, metavar="BENCH_DIR")
+    p.add_argument(
+        "--workers", type=int, default=0, help="processes for classical cells (default: one per core)"
+    )
+    p.add_argument("--gallery", type=int, default=4, help="test images shown for every method (default 4)")
+    p.add_argument(
+        "--primary",
+        default=None,
+        metavar="METRIC",
+        help="metric that ranks methods and is tested (default: pixel_error if binary, else mean_iou)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the splits and hold-out (default 0)")
+    p.add_argument("--out", required=True, metavar="BENCH_DIR", help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
-def method_options(pairs: list[str]) -> dict[str, dict]:
-    from segscope.errors import UserError
-
-    out: dict[str, dict] = {}
+def method_options(pairs: list[str]) -> dict[str, dict[str, Any]]:
+    """``["unet.base_channels=16"]`` -> ``{"unet": {"base_channels": 16}}``."""
+    out: dict[str, dict[str, Any]] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        method, dot, name = key.partition(".")
+        method, dot, name = key.strip().partition(".")
         if not sep or not dot or not method or not name:
-            raise UserError(f"option {pair!r} is not of the form METHOD.KEY=VALUE")
+            raise UserError(f"--option {pair!r} is not of the form METHOD.KEY=VALUE")
         out.setdefault(method, {})[name.replace("-", "_")] = parse_value(value)
     return out
 
 
 def run(args: argparse.Namespace) -> int:
-    from segscope.bench import BenchPlan, run_bench
-    from segscope.bench.runner import expand_methods
+    """Run the bench and print the leaderboard."""
+    from segscope.bench import BenchPlan, expand_methods, run_bench
     from segscope.data import open_dataset
 
     probe = open_dataset(args.data, args.split.split("/")[0] if args.split else None, format=args.format)
     plan = BenchPlan(
-        data=str(Path(args.data).resolve()),
+        data=args.data,
         methods=expand_methods(args.methods, probe.num_classes),
         cv=None if args.split else (args.cv or "kfold:5"),
         split=args.split,
@@ -88,17 +127,28 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         seed=args.seed,
         command="segscope " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        primary=args.primary,
     )
     results = run_bench(plan, args.out, progress=not args.quiet)
-    keys = results["metric_keys"]
-    print(f"\n{'method':<22}" + "".join(f"{k:>22}" for k in keys) + f"{'fit s':>9}")
-    for e in results["leaderboard"]:
-        print(
-            f"{e['method']:<22}"
-            + "".join(f"{e[k]:>13.4f} ± {e[k + '_sd']:.4f}" for k in keys)
-            + f"{e['fit_seconds']:>9.1f}"
-        )
-    for m, msgs in results["errors"].items():
-        print(f"{m}: failed on {len(msgs)} fold(s): {msgs[0]}")
+    print(leaderboard_text(results))
+    for method, rows in results["errors"].items():
+        print(f"{method}: failed on {len(rows)} fold(s): {rows[0]['message']}")
+    for method, why in results["plan"].get("skipped", {}).items():
+        print(f"{method}: skipped ({why})")
     print(f"report: {Path(args.out) / 'report.html'}")
     return 0
+
+
+def leaderboard_text(results: dict[str, Any]) -> str:
+    """The leaderboard as a plain-text table (mean ± sd over folds)."""
+    keys = results["metric_keys"]
+    lines = [f"{'method':<22}" + "".join(f"{k:>24}" for k in keys) + f"{'fit s':>9}{'s/image':>9}"]
+    for e in results["leaderboard"]:
+        cells = []
+        for k in keys:
+            sd = e[f"{k}_sd"]
+            cells.append(f"{e[k]:>14.4f}" + (f" ± {sd:.4f}" if math.isfinite(sd) else " " * 9) + " ")
+        lines.append(
+            f"{e['method']:<22}" + "".join(cells) + f"{e['fit_seconds']:>9.1f}{e['seconds_per_image']:>9.3f}"
+        )
+    return "\n".join(lines)

@@ -1,15 +1,29 @@
-"""Metrics: confusion-matrix scores, boundary F, pixel and Rand error, instance mask AP."""
+"""Metrics: confusion-matrix scores (IoU, Dice, accuracies), boundary F, pixel and adapted Rand error,
+COCO mask AP and the CVPPP instance scores, and the :class:`Evaluator` that bundles them."""
 
-from segscope.metrics.boundary import boundary_f1
+from segscope.metrics.boundary import boundary_f1, class_boundaries
 from segscope.metrics.confusion import ConfusionMatrix
 from segscope.metrics.evaluator import Evaluator
+from segscope.metrics.instance import (
+    abs_diff_in_count,
+    best_dice,
+    instance_masks,
+    mask_ap,
+    symmetric_best_dice,
+)
 from segscope.metrics.rand import adapted_rand_error, foreground_rand_error, pixel_error
 
 __all__ = [
     "ConfusionMatrix",
     "Evaluator",
+    "abs_diff_in_count",
     "adapted_rand_error",
+    "best_dice",
     "boundary_f1",
+    "class_boundaries",
     "foreground_rand_error",
+    "instance_masks",
+    "mask_ap",
     "pixel_error",
+    "symmetric_best_dice",
 ]

@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-import base64
-import html
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from segscope.io import write_text_atomic
-from segscope.report import plots
-from segscope.visualize import overlay
+from segscope.io import write_bytes_atomic, write_text_atomic
+from segscope.report import figures
+from segscope.report.html import esc, figure_block, fmt, img_tag, page, swatches
 
-STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
-h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:right}
-th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}img{max-width:100%}
-.meta{color:#666;font-size:.9rem}
-"""
-
-
-def img_tag(png: bytes | None, alt: str) -> str:
-    if not png:
-        return ""
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+HEADLINE = (
+    "mean_iou",
+    "pixel_accuracy",
+    "mean_class_accuracy",
+    "fw_iou",
+    "boundary_f1",
+    "pixel_error",
+    "rand_error",
+    "seconds_per_image",
+)
 
 
 def render_run_report(
@@ -39,67 +34,72 @@ def render_run_report(
     palette: np.ndarray | None = None,
     class_names: Sequence[str] | None = None,
 ) -> Path:
-    """Write ``out_html``; ``overlays`` are ``(name, image, ground truth, prediction)`` tuples."""
-    from segscope.data.dataset import default_palette
+    """Write the report of one trained model to ``out_html`` (and ``learning_curve.png`` in ``run_dir``).
 
-    m = metrics.get("metrics", {})
+    Parameters
+    ----------
+    run_dir : the run folder (named in the report; the learning curve PNG is saved there).
+    metrics : the run summary: ``method``, ``fit_seconds``, ``num_parameters``, ``command``, ``finished``
+        and ``metrics`` (an :class:`~segscope.metrics.Evaluator` result; may be empty).
+    history : per-epoch dicts (``epoch``, ``train_loss``, ``val_mean_iou``, ...), possibly empty.
+    overlays : ``(name, image (H, W, C) uint8, ground truth (H, W), prediction (H, W))`` tuples.
+    palette : ``(K, 3)`` class colours (default: :func:`segscope.data.default_palette`).
+    class_names : class names for the per-class table, confusion matrix and legend.
+    """
+    from segscope.data import default_palette
+
+    scores = metrics.get("metrics", {}) or {}
+    names = list(class_names) if class_names else list(scores.get("iou", {})) or None
     title = f"segscope run: {metrics.get('method', '')}"
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
-        f"<p class='meta'>{html.escape(str(run_dir))} · {metrics.get('finished', '')} · "
-        f"{metrics.get('num_parameters', 0):,} parameters · fit {metrics.get('fit_seconds', 0):.0f} s</p>",
-        f"<p class='meta'><code>{html.escape(metrics.get('command', ''))}</code></p>",
+    body = [
+        f"<h1>{esc(title)}</h1>",
+        f"<p class='meta'>{esc(run_dir)} · {esc(metrics.get('finished', ''))} · "
+        f"{fmt(int(metrics.get('num_parameters', 0) or 0))} parameters · "
+        f"fit {fmt(metrics.get('fit_seconds', 0.0), 1)} s</p>",
     ]
-    headline = [
-        (k, m[k])
-        for k in (
-            "mean_iou",
-            "pixel_accuracy",
-            "mean_class_accuracy",
-            "fw_iou",
-            "boundary_f1",
-            "pixel_error",
-            "rand_error",
-            "seconds_per_image",
-        )
-        if m.get(k) is not None
-    ]
+    if metrics.get("command"):
+        body.append(f"<p class='meta'><code>{esc(metrics['command'])}</code></p>")
+    headline = [(k, scores[k]) for k in HEADLINE if scores.get(k) is not None]
     if headline:
-        parts.append("<h2>Validation metrics</h2><table><tr><th>metric</th><th>value</th></tr>")
-        parts += [f"<tr><td>{k}</td><td>{v:.4f}</td></tr>" for k, v in headline]
-        parts.append("</table>")
-    if isinstance(m.get("iou"), dict):
-        parts.append("<h2>Per-class scores</h2><table><tr><th>class</th><th>IoU</th><th>Dice</th></tr>")
-        for name, v in m["iou"].items():
-            parts.append(
-                f"<tr><td>{html.escape(name)}</td><td>{v:.4f}</td><td>{m['dice'].get(name, float('nan')):.4f}</td></tr>"
-            )
-        parts.append("</table>")
-    curve = plots.learning_curve_png(history)
+        body.append("<h2>Validation metrics</h2><table><tr><th>metric</th><th>value</th></tr>")
+        body += [f"<tr><td>{esc(k)}</td><td>{fmt(v)}</td></tr>" for k, v in headline]
+        body.append("</table>")
+    if isinstance(scores.get("iou"), dict):
+        body.append("<h2>Per-class scores</h2><table><tr><th>class</th><th>IoU</th><th>Dice</th></tr>")
+        for name, v in scores["iou"].items():
+            dice = scores.get("dice", {}).get(name)
+            body.append(f"<tr><td>{esc(name)}</td><td>{fmt(v)}</td><td>{fmt(dice)}</td></tr>")
+        body.append("</table>")
+    curve_fig = figures.learning_curve(history)
+    curve = figures.figure_png(curve_fig) if curve_fig is not None else None
     if curve:
-        parts.append("<h2>Learning curve</h2>" + img_tag(curve, "learning curve"))
-    if m.get("confusion_matrix") and class_names:
-        parts.append(
-            "<h2>Confusion matrix</h2>"
-            + img_tag(
-                plots.confusion_matrix_png(np.array(m["confusion_matrix"]), class_names), "confusion matrix"
-            )
-        )
+        body.append("<h2>Learning curve</h2>" + img_tag(curve, "learning curve"))
+    if scores.get("confusion_matrix") and names:
+        fig = figures.confusion_matrix_figure(np.array(scores["confusion_matrix"]), names)
+        body.append("<h2>Confusion matrix</h2>" + figure_block(figures.figure_png(fig), "row-normalised"))
     if overlays:
-        pal = palette if palette is not None else default_palette(len(class_names or [0, 1]))
-        parts.append("<h2>Predictions</h2>")
+        pal = palette if palette is not None else default_palette(len(names or [0, 1]))
+        body.append("<h2>Predictions</h2>")
+        if names:
+            body.append(swatches(pal, names))
+        body.append(
+            "<div class='scroll'><table class='gallery'><tr><th>image</th><th>ground truth</th>"
+            "<th>prediction</th></tr>"
+        )
         for name, image, truth, pred in overlays:
-            png = plots.panels_png(
-                [image, overlay(image, truth, pal), overlay(image, pred, pal)],
-                [name, "ground truth", "prediction"],
+            cells = [image, figures.overlay(image, truth, pal), figures.overlay(image, pred, pal)]
+            body.append(
+                "<tr>"
+                + "".join(
+                    f"<td>{img_tag(figures.array_png(c, max_side=320), f'{name} {kind}')}</td>"
+                    for c, kind in zip(cells, ("image", "ground truth", "prediction"))
+                )
+                + "</tr>"
+                + f"<tr><td colspan='3' class='meta'>{esc(name)}</td></tr>"
             )
-            parts.append(img_tag(png, f"overlay {name}"))
-    parts.append("</body></html>")
+        body.append("</table></div>")
     out_html = Path(out_html)
-    write_text_atomic(out_html, "\n".join(parts))
+    write_text_atomic(out_html, page(title, body))
     if curve:
-        from segscope.io import write_bytes_atomic
-
         write_bytes_atomic(Path(run_dir) / "learning_curve.png", curve)
     return out_html

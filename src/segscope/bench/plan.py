@@ -1,0 +1,126 @@
+"""What a bench runs: the plan (data, methods, protocol, budgets) and which methods apply to the data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from segscope.errors import UserError
+
+# Chosen for a first look at a new dataset: fast classical baselines plus one small deep model.
+DEFAULT_BINARY = ("otsu", "watershed", "slic", "graphcut", "unet")
+DEFAULT_MULTICLASS = ("slic", "alpha_expansion", "unet")
+# Fields that define the protocol: a resumed bench must keep them, or its cells would not be comparable.
+PROTOCOL_FIELDS = ("data", "format", "cv", "split", "seed", "holdout", "time_budget_s")
+# Metrics scored on every image (the paired tests compare per-image values); the first two need binary data.
+PRIMARY_METRICS = ("pixel_error", "rand_error", "mean_iou", "pixel_accuracy", "boundary_f1")
+
+
+@dataclass
+class BenchPlan:
+    """What to run: dataset, methods, validation scheme and budgets (saved as ``BENCH_DIR/bench.json``).
+
+    Parameters
+    ----------
+    data : dataset folder (any layout :func:`segscope.data.open_dataset` reads).
+    methods : registered method names (see :func:`expand_methods` for ``default``, ``all-classical``...).
+    cv : cross-validation spec (see :func:`segscope.engine.validation.make_splits`); ignored with ``split``.
+    split : ``"TRAIN/TEST"``: fit on one of the dataset's own splits, test on another (one fold).
+    format : dataset layout, ``"auto"`` to detect.
+    time_budget_s : fit budget per method and fold, in seconds.
+    options : per-method options, ``{"unet": {"base_channels": 16}}``.
+    holdout : fraction of each training part carved out (seeded, the same for every method) as the
+        validation set passed to ``fit``; 0 passes none.
+    gallery : number of test images shown for every method in the report.
+    workers : processes for classical cells; 0 means one per core.
+    seed : seed of the splits and of the hold-out.
+    command : the command line, for the report.
+    primary : the metric that ranks methods and is compared in the paired tests (default: pixel_error
+        on binary data, mean_iou otherwise).
+    max_splits : cap on the number of splits for ``loo`` and ``lpo``.
+    """
+
+    data: str
+    methods: list[str]
+    cv: str | None = "kfold:5"
+    split: str | None = None
+    format: str = "auto"
+    time_budget_s: float = 600.0
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    holdout: float = 0.0
+    gallery: int = 4
+    workers: int = 0
+    seed: int = 0
+    command: str = ""
+    primary: str | None = None
+    max_splits: int = 50
+
+    def validate(self) -> None:
+        """Raise :class:`UserError` with one line for an option no bench can run with."""
+        if not self.methods:
+            raise UserError("--methods: no method to run")
+        if len(set(self.methods)) != len(self.methods):
+            raise UserError(f"--methods: a method is listed twice ({', '.join(self.methods)})")
+        if not 0 <= self.holdout < 1:
+            raise UserError(f"--holdout must be in [0, 1), got {self.holdout}")
+        if self.time_budget_s <= 0:
+            raise UserError(f"--time-budget-per-method must be positive, got {self.time_budget_s}")
+        if self.gallery < 0 or self.workers < 0:
+            raise UserError("--gallery and --workers must not be negative")
+        if self.primary is not None and self.primary not in PRIMARY_METRICS:
+            raise UserError(f"--primary {self.primary}: choose one of {', '.join(PRIMARY_METRICS)}")
+        unknown = sorted(set(self.options) - set(self.methods))
+        if unknown:
+            raise UserError(f"--option for {', '.join(unknown)}, which is not among --methods")
+
+
+def default_methods(num_classes: int) -> list[str]:
+    """A sensible default comparison for binary or multi-class data (registered names only)."""
+    from segscope.methods import list_models
+
+    wanted = DEFAULT_BINARY if num_classes == 2 else DEFAULT_MULTICLASS
+    available = set(list_models())
+    return [m for m in wanted if m in available]
+
+
+def expand_methods(spec: str, num_classes: int) -> list[str]:
+    """Method names from ``--methods``: a comma-separated list, ``default``, ``all-semantic``,
+    ``all-instance`` or ``all-classical``; an unknown name raises with the close matches."""
+    from segscope.methods import list_models
+    from segscope.registry import REGISTRY
+
+    spec = spec.strip()
+    if spec in ("", "default"):
+        return default_methods(num_classes)
+    if spec == "all-semantic":
+        return sorted(list_models(task="semantic") + list_models(task="binary"))
+    if spec == "all-instance":
+        return list_models(task="instance")
+    if spec == "all-classical":
+        return list_models(family="classical")
+    names = [m.strip() for m in spec.split(",") if m.strip()]
+    for name in names:
+        REGISTRY.get(name)  # raises UnknownMethodError naming the close matches
+    return list(dict.fromkeys(names))
+
+
+def not_applicable(method: str, num_classes: int) -> str | None:
+    """``None`` if ``method`` can run on data with ``num_classes`` classes, else why it is skipped."""
+    from segscope.registry import REGISTRY
+
+    entry = REGISTRY.get(method)
+    if entry.task == "binary" and num_classes != 2:
+        return f"{method} is a binary (foreground/background) method; the dataset has {num_classes} classes"
+    if entry.task == "instance":
+        return f"{method} is an instance method; the bench scores semantic label maps"
+    return None
+
+
+def check_protocol(saved: dict[str, Any], plan: BenchPlan, where: str) -> None:
+    """Refuse to resume a bench whose protocol (data, splits, seed, hold-out, budget) has changed."""
+    for name in PROTOCOL_FIELDS:
+        if name in saved and saved[name] != getattr(plan, name):
+            raise UserError(
+                f"{where}: this bench was run with {name}={saved[name]!r}, not {getattr(plan, name)!r}; "
+                "keep the protocol to resume it, or use a new --out"
+            )

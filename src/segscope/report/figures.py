@@ -1,0 +1,214 @@
+"""Figures for reports: overlays, learning curves, confusion matrices, heat maps, per-image box plots.
+
+Matplotlib figures are built on :class:`matplotlib.figure.Figure` directly (the Agg canvas, no pyplot
+and so no global figure state); :func:`figure_png` turns one into PNG bytes. Image panels (overlays)
+are plain arrays, encoded by :func:`array_png`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+History = Sequence[Mapping[str, Any]]
+
+
+def overlay(
+    image: np.ndarray,
+    labels: np.ndarray,
+    palette: np.ndarray,
+    alpha: float = 0.5,
+    *,
+    ignore_index: int | None = None,
+) -> np.ndarray:
+    """Blend the colour of each pixel's class over ``image``.
+
+    Parameters
+    ----------
+    image : ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` uint8.
+    labels : ``(H, W)`` class indices; ``ignore_index`` and out-of-range values are drawn black.
+    palette : ``(K, 3)`` uint8 class colours.
+    alpha : weight of the class colour (0: the image only, 1: the colours only).
+
+    Returns
+    -------
+    ``(H, W, 3)`` uint8.
+    """
+    from segscope.visualize import overlay as blend
+
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if labels.shape != image.shape[:2]:
+        raise ValueError(f"labels {labels.shape} and image {image.shape[:2]} differ in size")
+    return blend(image, labels, palette, alpha=alpha, ignore_index=ignore_index)
+
+
+def learning_curve(
+    history: History | Mapping[str, History], *, title: str = "learning curve"
+) -> Figure | None:
+    """Training loss per epoch (left axis) and validation mean IoU (right axis, dashed).
+
+    ``history`` is a list of per-epoch dicts (``epoch``, ``train_loss``, optional ``val_loss`` and
+    ``val_mean_iou``), or a mapping ``{label: history}`` drawn in one colour per label (e.g. per fold).
+    Returns ``None`` when no entry has an ``epoch`` (e.g. a classical method's tuning trials).
+    """
+    curves = {"": history} if not isinstance(history, Mapping) else dict(history)
+    curves = {k: [r for r in h if "epoch" in r] for k, h in curves.items()}
+    curves = {k: h for k, h in curves.items() if h}
+    if not curves:
+        return None
+    fig = Figure(figsize=(6.4, 3.4), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    ax_iou = None
+    colours = [f"C{i % 10}" for i in range(len(curves))]
+    for (label, rows), colour in zip(curves.items(), colours):
+        suffix = f" ({label})" if label else ""
+        ax.plot(
+            [r["epoch"] for r in rows],
+            [r.get("train_loss") for r in rows],
+            color=colour,
+            label=f"train loss{suffix}",
+        )
+        if any("val_loss" in r for r in rows):
+            ax.plot(*_series(rows, "val_loss"), color=colour, linestyle=":", label=f"val loss{suffix}")
+        if any("val_mean_iou" in r for r in rows):
+            ax_iou = ax_iou or ax.twinx()
+            ax_iou.plot(
+                *_series(rows, "val_mean_iou"), color=colour, linestyle="--", label=f"val mIoU{suffix}"
+            )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if ax_iou is not None:
+        ax_iou.set_ylabel("validation mean IoU")
+        ax_iou.set_ylim(0, 1)
+        more = ax_iou.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels, fontsize=7, loc="upper right", ncol=2 if len(labels) > 4 else 1)
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def _series(rows: History, key: str) -> tuple[list[Any], list[Any]]:
+    kept = [r for r in rows if r.get(key) is not None]
+    return [r["epoch"] for r in kept], [r[key] for r in kept]
+
+
+def confusion_matrix_figure(
+    matrix: np.ndarray, class_names: Sequence[str], *, title: str = "confusion matrix"
+) -> Figure:
+    """Row-normalised confusion matrix (rows: true class, columns: predicted; each row sums to 1).
+
+    ``matrix`` is ``(K, K)`` pixel counts; a class with no pixel has an all-zero row.
+    """
+    counts = np.asarray(matrix, np.float64)
+    k = len(class_names)
+    if counts.shape != (k, k):
+        raise ValueError(f"matrix {counts.shape} does not match {k} class names")
+    norm = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = 1.6 + 0.42 * k
+    fig = Figure(figsize=(size + 0.8, size), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(
+        range(k), class_names, rotation=60 if k > 3 else 0, ha="right" if k > 3 else "center", fontsize=8
+    )
+    ax.set_yticks(range(k), class_names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if k <= 12:
+        for i in range(k):
+            for j in range(k):
+                ax.text(
+                    j,
+                    i,
+                    f"{norm[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def per_class_heatmap(
+    table: np.ndarray, rows: Sequence[str], cols: Sequence[str], *, title: str = "per-class IoU"
+) -> Figure:
+    """Heat map of scores in [0, 1], ``table[i, j]`` for method ``rows[i]`` and class ``cols[j]``;
+    NaN (class absent from every test image) is drawn grey with a dash."""
+    values = np.asarray(table, np.float64)
+    if values.shape != (len(rows), len(cols)):
+        raise ValueError(f"table {values.shape} does not match {len(rows)} rows x {len(cols)} columns")
+    fig = Figure(figsize=(2.2 + 0.65 * len(cols), 1.0 + 0.38 * len(rows)), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    ax.set_facecolor("#dddddd")
+    im = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(
+        range(len(cols)),
+        cols,
+        rotation=45 if len(cols) > 3 else 0,
+        ha="right" if len(cols) > 3 else "center",
+        fontsize=8,
+    )
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            v = values[i, j]
+            ax.text(
+                j,
+                i,
+                "–" if np.isnan(v) else f"{v:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if np.isnan(v) or v > 0.6 else "white",
+            )
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def per_image_boxplot(values: Mapping[str, Sequence[float]], *, metric: str) -> Figure:
+    """Box plot of each method's per-image ``metric`` with every image as a dot (methods top to bottom)."""
+    names = list(values)
+    fig = Figure(figsize=(6.4, 0.9 + 0.42 * len(names)), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    data = [np.asarray([v for v in values[n] if v is not None and np.isfinite(v)], np.float64) for n in names]
+    positions = np.arange(len(names))[::-1]
+    ax.boxplot(data, positions=positions, orientation="horizontal", widths=0.55, showfliers=False)
+    rng = np.random.default_rng(0)  # fixed jitter: the same report every time
+    for pos, d in zip(positions, data):
+        ax.scatter(d, pos + rng.uniform(-0.15, 0.15, len(d)), s=8, alpha=0.6, color="C0", zorder=3)
+    ax.set_yticks(positions, names, fontsize=8)
+    ax.set_xlabel(f"{metric} per test image")
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def figure_png(fig: Figure, *, dpi: int = 100) -> bytes:
+    """Render ``fig`` to PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def array_png(array: np.ndarray, *, max_side: int | None = None) -> bytes:
+    """Encode a uint8 ``(H, W)`` or ``(H, W, 3)`` array as PNG, shrunk (area filter) to ``max_side``."""
+    from PIL import Image
+
+    im = Image.fromarray(
+        np.ascontiguousarray(array.squeeze() if array.ndim == 3 and array.shape[2] == 1 else array)
+    )
+    if max_side is not None and max(im.size) > max_side:
+        scale = max_side / max(im.size)
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.BOX)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
