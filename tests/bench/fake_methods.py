@@ -1,18 +1,21 @@
-"""Test-only methods for the bench tests, registered under names no real method uses.
+"""Test-only methods for the bench tests, under names no real method uses.
 
-Importing this module registers them; the bench's worker processes import it too (it is the builders'
-module), so they also work in the process pool. Each fit appends a line to ``out_dir/fits.log`` so a
-test can count how often a cell was fitted, and ``state()`` records the images the method saw.
+They are registered only inside :func:`registered` (the bench and report test packages wrap their tests
+in it), so other test packages see the built-in registry. Their builders are module-level functions:
+the bench sends them to its worker processes. Each fit appends a line to ``out_dir/fits.log`` so a test
+can count how often a cell was fitted, and ``state()`` records the images the method saw.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from segscope import register
-from segscope.registry import REGISTRY
+from segscope.registry import REGISTRY, Entry
 from segscope.segmenter import Segmenter
 
 MEAN = "test_bench_mean_threshold"
@@ -84,14 +87,42 @@ def fits(cell_dir: Path) -> int:
     return len(log.read_text().splitlines()) if log.is_file() else 0
 
 
-def _builder(cls):
-    def build(num_classes: int = 2, **options):
-        return cls(num_classes, **options)
-
-    build.__doc__ = cls.__doc__
-    return build
+def build_mean(num_classes: int = 2, **options) -> MeanThreshold:
+    """Test-only: threshold at the training images' mean grey value."""
+    return MeanThreshold(num_classes, **options)
 
 
-for _cls, _task in ((MeanThreshold, "binary"), (Darker, "binary"), (Broken, "binary"), (GreyLevels, "semantic")):
-    if _cls.name not in REGISTRY:
-        register(_cls.name, family="classical", task=_task)(_builder(_cls))
+def build_darker(num_classes: int = 2, **options) -> Darker:
+    """Test-only: a threshold 40 grey levels too low."""
+    return Darker(num_classes, **options)
+
+
+def build_broken(num_classes: int = 2, **options) -> Broken:
+    """Test-only: always fails."""
+    return Broken(num_classes, **options)
+
+
+def build_levels(num_classes: int = 2, **options) -> GreyLevels:
+    """Test-only: equal-width grey-level bins."""
+    return GreyLevels(num_classes, **options)
+
+
+ENTRIES = {
+    MEAN: (build_mean, "binary"),
+    DARKER: (build_darker, "binary"),
+    BROKEN: (build_broken, "binary"),
+    LEVELS: (build_levels, "semantic"),
+}
+
+
+@contextmanager
+def registered() -> Iterator[None]:
+    """Register the test-only methods for the duration of the block, then remove them again.
+
+    The registry has no public way to unregister, so this patches its table and lets
+    :class:`pytest.MonkeyPatch` undo it.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        for name, (builder, task) in ENTRIES.items():
+            patch.setitem(REGISTRY._entries, name, Entry(name, builder, "classical", task))
+        yield

@@ -59,6 +59,8 @@ def is_finished(cell_dir: Path, options: dict[str, Any], time_budget_s: float) -
         record = json.loads(path.read_text())
     except ValueError:
         return False
+    if "options" not in record:  # written by the first bench runner, which did not record them
+        return True
     return cell_key(record.get("options", {}), record.get("time_budget_s", -1)) == cell_key(
         options, time_budget_s
     )
@@ -125,15 +127,24 @@ def run_cell(task: CellTask) -> dict[str, Any]:
         )
         write_json_atomic(cell_dir / RESULT, record)
     except Exception as exc:  # isolate the failure: this cell reports it, the others go on
-        text = str(exc).strip().splitlines()
-        record = {
-            **base,
-            "status": "error",
-            "message": f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")[:300],
-            "traceback": traceback.format_exc(),
-            "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-        }
-        write_json_atomic(cell_dir / ERROR, record)
+        record = record_failure(task, exc)
+    return record
+
+
+def record_failure(task: CellTask, exc: BaseException) -> dict[str, Any]:
+    """Write ``error.json`` for ``task`` (a one-line message and the traceback) and return its record."""
+    text = str(exc).strip().splitlines()
+    message = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    record = {
+        "method": task.method,
+        "fold": task.fold,
+        **cell_key(task.options, task.time_budget_s),
+        "status": "error",
+        "message": message[:300],
+        "traceback": "".join(traceback.format_exception(exc)),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    write_json_atomic(Path(task.cell_dir) / ERROR, record)
     return record
 
 

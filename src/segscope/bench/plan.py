@@ -33,6 +33,7 @@ class BenchPlan:
         validation set passed to ``fit``; 0 passes none.
     gallery : number of test images shown for every method in the report.
     workers : processes for classical cells; 0 means one per core.
+    threads : torch threads for deep cells (run one at a time); 0 means one per core.
     seed : seed of the splits and of the hold-out.
     command : the command line, for the report.
     primary : the metric that ranks methods and is compared in the paired tests (default: pixel_error
@@ -50,6 +51,7 @@ class BenchPlan:
     holdout: float = 0.0
     gallery: int = 4
     workers: int = 0
+    threads: int = 0
     seed: int = 0
     command: str = ""
     primary: str | None = None
@@ -65,8 +67,8 @@ class BenchPlan:
             raise UserError(f"--holdout must be in [0, 1), got {self.holdout}")
         if self.time_budget_s <= 0:
             raise UserError(f"--time-budget-per-method must be positive, got {self.time_budget_s}")
-        if self.gallery < 0 or self.workers < 0:
-            raise UserError("--gallery and --workers must not be negative")
+        if self.gallery < 0 or self.workers < 0 or self.threads < 0:
+            raise UserError("--gallery, --workers and --threads must not be negative")
         if self.primary is not None and self.primary not in PRIMARY_METRICS:
             raise UserError(f"--primary {self.primary}: choose one of {', '.join(PRIMARY_METRICS)}")
         unknown = sorted(set(self.options) - set(self.methods))
@@ -89,6 +91,7 @@ def expand_methods(spec: str, num_classes: int) -> list[str]:
     from segscope.methods import list_models
     from segscope.registry import REGISTRY
 
+    list_models()  # registers the built-in methods
     spec = spec.strip()
     if spec in ("", "default"):
         return default_methods(num_classes)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from segscope.bench.cell import CellTask, is_finished, run_cell
+from segscope.bench.cell import CellTask, is_finished, record_failure, run_cell
 from segscope.bench.plan import BenchPlan, check_protocol, not_applicable
 from segscope.data import SegmentationDataset, open_dataset
 from segscope.engine.validation import (
@@ -39,6 +39,7 @@ from segscope.engine.validation import (
 )
 from segscope.errors import UserError
 from segscope.io import write_json_atomic
+from segscope.registry import Entry
 
 Fold = tuple[Split, SegmentationDataset, SegmentationDataset]
 
@@ -70,7 +71,9 @@ def run_bench(plan: BenchPlan, out_dir: str | Path, *, progress: bool = True) ->
         raise UserError(f"--primary {plan.primary} needs binary data; the dataset has {num_classes} classes")
     skipped = {m: why for m in plan.methods if (why := not_applicable(m, num_classes))}
     methods = [m for m in plan.methods if m not in skipped]
-    gallery = saved["gallery"] if saved is not None else choose_gallery(folds, plan.gallery)
+    gallery = (saved or {}).get("gallery")  # chosen once: resumed cells already saved these images
+    if gallery is None:
+        gallery = choose_gallery(folds, plan.gallery)
     write_json_atomic(
         out / "bench.json",
         {
@@ -95,7 +98,7 @@ def run_bench(plan: BenchPlan, out_dir: str | Path, *, progress: bool = True) ->
             holdout=plan.holdout,
             seed=plan.seed,
             gallery=tuple(stem for stem in gallery if stem in set(test.stems)),
-            threads=cores,
+            threads=plan.threads or cores,
         )
         for m in methods
         for s, train, test in folds
@@ -153,7 +156,7 @@ def choose_gallery(folds: list[Fold], count: int) -> list[str]:
 
 
 def run_in_pool(tasks: list[CellTask], workers: int, bar: tqdm) -> None:
-    """Run classical cells in ``workers`` spawned processes (in this process when 1 is enough)."""
+    """Run classical cells in ``workers`` processes (in this process when one is enough)."""
     if not tasks:
         return
     single = [replace(t, threads=1) for t in tasks]
@@ -162,42 +165,80 @@ def run_in_pool(tasks: list[CellTask], workers: int, bar: tqdm) -> None:
             bar.set_postfix_str(f"{task.method} / {task.fold}")
             _note(bar, run_cell(task))
         return
-    context = multiprocessing.get_context("spawn")  # no fork after torch has started its thread pool
+    entries = _shippable_entries({t.method for t in tasks})
     pool = ProcessPoolExecutor(
         max_workers=min(workers, len(tasks)),
-        mp_context=context,
+        mp_context=_process_context(entries),
         initializer=_init_worker,
-        initargs=(_builder_modules(t.method for t in tasks),),
+        initargs=(entries,),
     )
     try:
-        for future in as_completed([pool.submit(run_cell, t) for t in single]):
-            _note(bar, future.result())
+        futures = {pool.submit(run_cell, t): t for t in single}
+        for future in as_completed(futures):
+            try:
+                record = future.result()
+            except Exception as exc:  # the worker died (killed, out of memory): only its cells fail
+                record = record_failure(futures[future], exc)
+            _note(bar, record)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _builder_modules(methods: Iterable[str]) -> list[str]:
-    """Modules whose import registers these methods (a worker process starts with a fresh registry)."""
+def _process_context(entries: list[Entry]) -> multiprocessing.context.BaseContext:
+    """Never plain fork (torch may have started threads). A fork server imports segscope once and
+    forks every worker from it, so workers start in milliseconds; where there is none, spawn."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    preload = ["segscope.classical", "segscope.models", "segscope.evaluation", "segscope.bench.cell"]
+    preload += sorted({e.builder.__module__ for e in entries})  # "__main__": a script's own methods
+    context.set_forkserver_preload(preload)
+    return context
+
+
+def _shippable_entries(methods: Iterable[str]) -> list[Entry]:
+    """Registry entries of ``methods`` that a worker must register itself: those registered at run time
+    (a worker starts with the built-in methods only). Their builders must be module-level functions."""
+    import pickle
+
     from segscope.registry import REGISTRY
 
-    modules = {REGISTRY.get(m).builder.__module__ for m in methods}
-    return sorted(m for m in modules if m not in ("__main__", "__mp_main__"))
+    entries = []
+    for name in sorted(methods):
+        entry = REGISTRY.get(name)
+        if entry.builder.__module__.startswith("segscope."):
+            continue
+        try:
+            pickle.dumps(entry)
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            raise UserError(
+                f"method {name!r}: its builder cannot be sent to worker processes ({exc}); "
+                "define it at module level or use --workers 1"
+            ) from None
+        entries.append(entry)
+    return entries
 
 
-def _init_worker(modules: list[str]) -> None:
-    import importlib
+def _init_worker(entries: list[Entry]) -> None:
+    """One thread per worker process (the pool already uses every core), and the methods registered."""
+    import cv2
+    from threadpoolctl import threadpool_limits
 
     from segscope.methods import list_models
+    from segscope.registry import REGISTRY
 
+    cv2.setNumThreads(1)
+    threadpool_limits(1)  # BLAS / OpenMP pools of numpy, scipy, scikit-learn
     list_models()
-    for name in modules:
-        importlib.import_module(name)
+    for e in entries:
+        if e.name not in REGISTRY:
+            REGISTRY.register(e.name, family=e.family, task=e.task, paper=e.paper, **e.defaults)(e.builder)
 
 
 def _note(bar: tqdm, record: dict[str, Any]) -> None:
     bar.update(1)
-    if record["status"] != "ok":
-        bar.write(f"  {record['method']} / {record['fold']} failed: {record['message']}")
+    if record["status"] != "ok" and not bar.disable:
+        bar.write(f"  {record['method']} / {record['fold']} failed: {record['message']}", file=sys.stderr)
 
 
 def environment() -> dict[str, Any]:

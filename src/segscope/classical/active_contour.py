@@ -184,6 +184,8 @@ class ChanVese(BinarySegmenter):
 
     name = "chan_vese"
     polarity = "mask"
+    default_tune_images = 3
+    default_max_trials = 9
     param_grid = {"mu": [0.25, 0.1, 0.5], "lambda2": [1.0, 0.5, 2.0]}
     extra_options = ("max_num_iter",)
 
@@ -199,6 +201,8 @@ class MorphChanVese(BinarySegmenter):
 
     name = "morph_chan_vese"
     polarity = "mask"
+    default_tune_images = 3
+    default_max_trials = 12
     param_grid = {"num_iter": [50, 25, 100], "smoothing": [1, 2, 3], "lambda2": [1.0, 0.5, 2.0]}
 
     def segment_mask(self, image, params, model):
@@ -211,6 +215,8 @@ class MorphGeodesic(BinarySegmenter):
 
     name = "morph_geodesic"
     polarity = "mask"
+    default_tune_images = 2
+    default_max_trials = 8
     param_grid = {
         "init": ["box", "circle"],
         "balloon": [-1.0, 1.0],
@@ -229,6 +235,8 @@ class Snake(BinarySegmenter):
 
     name = "snake"
     polarity = "mask"
+    default_tune_images = 3
+    default_max_trials = 12
     param_grid = {
         "init": ["circle", "box"],
         "alpha": [0.015, 0.1],

@@ -32,7 +32,13 @@ def pixel_features(image: np.ndarray, *, sigma_max: float = 8.0) -> np.ndarray:
     lab = color.rgb2lab(rgb[..., :3])
     blurred = filters.gaussian(lab, sigma=4, channel_axis=-1)
     texture = feature.multiscale_basic_features(
-        lab[..., 0] / 100.0, intensity=True, edges=True, texture=True, sigma_min=1, sigma_max=sigma_max
+        lab[..., 0] / 100.0,
+        intensity=True,
+        edges=True,
+        texture=True,
+        sigma_min=1,
+        sigma_max=sigma_max,
+        workers=1,
     )
     h, w = image.shape[:2]
     rows, cols = np.mgrid[:h, :w]

@@ -293,6 +293,8 @@ class GrabCut(BinarySegmenter):
 
     name = "grabcut"
     polarity = "mask"
+    default_tune_images = 3
+    default_max_trials = 8
     param_grid = {"margin": [0.05, 0.15, 0.25], "iterations": [5, 2]}
 
     def segment_mask(self, image, params, model):

@@ -8,7 +8,7 @@ transform); ``closing`` and ``remove_small_holes`` are their duals and apply to 
 References
 ----------
 .. [1] J. Serra, "Image Analysis and Mathematical Morphology", Academic Press, 1982.
-.. [2] scikit-image ``morphology`` (``binary_opening``, ``remove_small_objects``, ...).
+.. [2] scikit-image ``morphology`` (``opening``, ``closing``, ``remove_small_objects``, ...).
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ def _disk(radius: int) -> np.ndarray:
 
 
 def opening(mask: np.ndarray, *, radius: int = 1) -> np.ndarray:
-    """Binary opening with a disk: removes specks and thin protrusions narrower than the disk."""
-    return morphology.binary_opening(mask.astype(bool), _disk(radius))
+    """Opening of a binary mask with a disk: removes specks and thin protrusions narrower than the disk."""
+    return morphology.opening(mask.astype(bool), _disk(radius))
 
 
 def closing(mask: np.ndarray, *, radius: int = 1) -> np.ndarray:
-    """Binary closing with a disk: fills gaps and notches narrower than the disk."""
-    return morphology.binary_closing(mask.astype(bool), _disk(radius))
+    """Closing of a binary mask with a disk: fills gaps and notches narrower than the disk."""
+    return morphology.closing(mask.astype(bool), _disk(radius))
 
 
 def white_tophat(mask: np.ndarray, *, radius: int = 3) -> np.ndarray:
@@ -80,7 +80,11 @@ def fill_from_nearest(labels: np.ndarray, keep: np.ndarray) -> np.ndarray:
 
 
 def postprocess(
-    labels: np.ndarray, steps: Sequence[Any] | None, *, foreground: int | None = None
+    labels: np.ndarray,
+    steps: Sequence[Any] | None,
+    *,
+    foreground: int | None = None,
+    background: int | None = None,
 ) -> np.ndarray:
     """Apply morphological ``steps`` in order to a label map.
 
@@ -93,15 +97,19 @@ def postprocess(
         ``remove_small_objects``, ``remove_small_holes``.
     foreground : int, optional
         For a binary map, the foreground class: the stages act on ``labels == foreground`` and every
-        other pixel becomes the other value present (or 0). ``None``: treat ``labels`` as multi-class.
+        other pixel becomes ``background``. ``None``: treat ``labels`` as multi-class.
+    background : int, optional
+        The binary map's other class (default: the other value present, else 0, or 1 if
+        ``foreground`` is 0).
     """
     parsed = parse_steps(steps, POSTPROCESSORS, "postprocess")
     if not parsed:
         return labels
     labels = np.asarray(labels)
     if foreground is not None:
-        others = np.unique(labels[labels != foreground])
-        background = int(others[0]) if others.size else (0 if foreground != 0 else 1)
+        if background is None:
+            others = np.unique(labels[labels != foreground])
+            background = int(others[0]) if others.size else (0 if foreground != 0 else 1)
         mask = labels == foreground
         for fn, kwargs in parsed:
             mask = fn(mask, **kwargs)

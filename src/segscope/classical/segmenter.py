@@ -31,7 +31,15 @@ if TYPE_CHECKING:
 
 __all__ = ["BinarySegmenter", "ClassicalSegmenter", "SemanticSegmenter", "to_grey"]
 
-COMMON_OPTIONS = ("preprocess", "postprocess", "tune_images", "learn_images", "max_trials", "seed")
+COMMON_OPTIONS = (
+    "preprocess",
+    "postprocess",
+    "tune_images",
+    "learn_images",
+    "max_trials",
+    "seed",
+    "time_budget_s",
+)
 _SCORE_IGNORE = 255  # ignore value of the binary (foreground vs rest) confusion matrix used for tuning
 
 
@@ -66,8 +74,9 @@ class ClassicalSegmenter(Segmenter):
     :func:`~segscope.classical.preprocess.preprocess` and
     :func:`~segscope.classical.morphology.postprocess`), ``tune_images`` (images scoring each
     candidate, default 6 or fewer for slow methods), ``learn_images`` (images a learned model is fitted
-    on, default 20), ``max_trials`` (candidates tried at most, default 24 or fewer for slow methods) and ``seed``. Any tunable parameter given as
-    an option is fixed and not tuned.
+    on, default 20), ``max_trials`` (candidates tried at most, default 24 or fewer for slow methods),
+    ``seed`` and ``time_budget_s`` (the default budget of :meth:`fit`). Any tunable parameter given as an
+    option is fixed and not tuned.
     """
 
     family = "classical"
@@ -166,7 +175,8 @@ class ClassicalSegmenter(Segmenter):
             raise UserError(
                 f"{self.name}: built for {self.num_classes} classes, the training set has {train.num_classes}"
             )
-        deadline = time.perf_counter() + (time_budget_s if time_budget_s else float("inf"))
+        budget = time_budget_s if time_budget_s is not None else self.options.get("time_budget_s")
+        deadline = time.perf_counter() + (budget if budget else float("inf"))
         tune_idx = evenly_spaced(len(train), self.options.get("tune_images", self.default_tune_images))
         learn_n = self.options.get("learn_images", 20)
         learn_idx = evenly_spaced(len(train), learn_n, exclude=set(tune_idx)) or tune_idx
@@ -201,10 +211,12 @@ class ClassicalSegmenter(Segmenter):
 
     def _labels(self, image: np.ndarray, params: dict[str, Any], model: dict[str, Any] | None) -> np.ndarray:
         labels = self.segment_labels(image, params, model)
-        return postprocess(labels, self.options.get("postprocess"), foreground=self.postprocess_foreground())
+        fg, bg = self.binary_classes()
+        return postprocess(labels, self.options.get("postprocess"), foreground=fg, background=bg)
 
-    def postprocess_foreground(self) -> int | None:
-        return None
+    def binary_classes(self) -> tuple[int | None, int | None]:
+        """``(foreground, background)`` for binary methods; ``(None, None)`` for multi-label ones."""
+        return None, None
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         """``(H, W, C)`` (or ``(H, W)``) uint8 image -> ``(H, W)`` int64 label map."""
@@ -304,8 +316,8 @@ class BinarySegmenter(ClassicalSegmenter):
             mask = ~mask
         return np.where(mask, self.foreground, self.background).astype(np.int64)
 
-    def postprocess_foreground(self) -> int | None:
-        return self.foreground
+    def binary_classes(self) -> tuple[int | None, int | None]:
+        return self.foreground, self.background
 
     def score_target(self, mask: np.ndarray, ignore_index: int | None) -> tuple[np.ndarray, int, int | None]:
         target = (mask == self.foreground).astype(np.int64)

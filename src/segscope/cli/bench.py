@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shlex
-import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +29,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
         help="compare many methods on one dataset under one protocol",
-        description="Fit every method on the same training folds, score it on the same test images with "
-        "the same metrics, and write BENCH_DIR/report.html (leaderboard, paired tests, per-class IoU, "
-        "confusion matrices, learning curves, gallery) plus results.json and leaderboard.csv. "
-        "Resumable: finished cells (method x fold) are not run again.",
+        description=textwrap.fill(
+            "Fit every method on the same training folds, score it on the same test images with the same "
+            "metrics, and write BENCH_DIR/report.html (leaderboard, paired tests, per-class IoU, confusion "
+            "matrices, learning curves, gallery) plus results.json and leaderboard.csv. Resumable: "
+            "finished cells (method x fold) are not run again.",
+            width=88,
+        ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", required=True, metavar="DIR", help="dataset folder")
-    p.add_argument(
-        "--format", default="auto", choices=FORMATS, help="dataset layout (default: detect)"
-    )
+    p.add_argument("--format", default="auto", choices=FORMATS, help="dataset layout (default: detect)")
     p.add_argument(
         "--methods",
         default="default",
@@ -83,6 +85,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--workers", type=int, default=0, help="processes for classical cells (default: one per core)"
     )
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch threads for deep cells (default: one per core)"
+    )
     p.add_argument("--gallery", type=int, default=4, help="test images shown for every method (default 4)")
     p.add_argument(
         "--primary",
@@ -112,8 +117,11 @@ def run(args: argparse.Namespace) -> int:
     """Run the bench and print the leaderboard."""
     from segscope.bench import BenchPlan, expand_methods, run_bench
     from segscope.data import open_dataset
+    from segscope.engine.validation import parse_split_spec
 
-    probe = open_dataset(args.data, args.split.split("/")[0] if args.split else None, format=args.format)
+    probe = open_dataset(
+        args.data, parse_split_spec(args.split)[0] if args.split else None, format=args.format
+    )
     plan = BenchPlan(
         data=args.data,
         methods=expand_methods(args.methods, probe.num_classes),
@@ -125,10 +133,12 @@ def run(args: argparse.Namespace) -> int:
         holdout=args.holdout,
         gallery=args.gallery,
         workers=args.workers,
+        threads=args.threads,
         seed=args.seed,
-        command="segscope " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        command="",
         primary=args.primary,
     )
+    plan.command = command_line(plan, args.out)
     results = run_bench(plan, args.out, progress=not args.quiet)
     print(leaderboard_text(results))
     for method, rows in results["errors"].items():
@@ -137,6 +147,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"{method}: skipped ({why})")
     print(f"report: {Path(args.out) / 'report.html'}")
     return 0
+
+
+def command_line(plan: Any, out: str) -> str:
+    """The ``segscope bench`` command that reruns ``plan`` exactly, every default spelled out."""
+    words = ["segscope", "bench", "--data", plan.data, "--format", plan.format]
+    words += ["--methods", ",".join(plan.methods)]
+    words += ["--split", plan.split] if plan.split else ["--cv", plan.cv or "kfold:5"]
+    words += ["--time-budget-per-method", f"{plan.time_budget_s:g}s"]
+    for method, options in plan.options.items():
+        for key, value in options.items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            words += ["-o", f"{method}.{key}={text}"]
+    words += ["--holdout", f"{plan.holdout:g}", "--seed", str(plan.seed), "--gallery", str(plan.gallery)]
+    words += ["--workers", str(plan.workers), "--threads", str(plan.threads)]
+    words += ["--primary", plan.primary] if plan.primary else []
+    words += ["--out", str(out)]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def leaderboard_text(results: dict[str, Any]) -> str:

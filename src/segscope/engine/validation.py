@@ -144,15 +144,21 @@ def make_splits(
     ]
 
 
-def named_splits(root: str | Path, spec: str, *, format: str = "auto") -> list[Split]:
-    """One split that trains on one of the dataset's own splits and tests on another (``"train/val"``)."""
-    from segscope.data import open_dataset
-
+def parse_split_spec(spec: str) -> tuple[str, str]:
+    """``"train/val"`` -> ``("train", "val")``; a :class:`UserError` for anything else."""
     train_name, sep, test_name = spec.partition("/")
     if not sep or not train_name or not test_name or "/" in test_name:
         raise UserError(f"--split {spec}: expected TRAIN/TEST split names, e.g. train/val")
     if train_name == test_name:
         raise UserError(f"--split {spec}: training and test split are the same; use --cv to cross-validate")
+    return train_name, test_name
+
+
+def named_splits(root: str | Path, spec: str, *, format: str = "auto") -> list[Split]:
+    """One split that trains on one of the dataset's own splits and tests on another (``"train/val"``)."""
+    from segscope.data import open_dataset
+
+    train_name, test_name = parse_split_spec(spec)
     n_train = len(open_dataset(root, train_name, format=format))
     n_test = len(open_dataset(root, test_name, format=format))
     return [

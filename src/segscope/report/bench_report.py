@@ -109,7 +109,7 @@ def _leaderboard(res: dict[str, Any]) -> list[str]:
     best = {}
     for key in [*keys, "fit_seconds", "seconds_per_image"]:
         values = [e[key] for e in board if np.isfinite(e[key])]
-        if values:
+        if len(set(values)) > 1:  # a tie across every method marks nothing
             best[key] = min(values) if key in LOWER_IS_BETTER else max(values)
     head = "".join(f"<th title='{esc(METRIC_HELP.get(k, k))}'>{esc(k)} {_better(k)}</th>" for k in keys)
     parts.append(
@@ -218,7 +218,9 @@ def _per_class(res: dict[str, Any], methods: list[str]) -> list[str]:
         "test images nor in its predictions.</p><div class='scroll'><table class='sortable'><thead><tr>"
         "<th class='text'>method</th>" + "".join(f"<th>{esc(n)}</th>" for n in names) + "</tr></thead><tbody>"
     ]
-    col_best = np.nanmax(np.where(np.isnan(table), -np.inf, table), axis=0)
+    finite = np.where(np.isnan(table), -np.inf, table)
+    spread = np.nanmax(finite, axis=0) > np.nanmin(np.where(np.isnan(table), np.inf, table), axis=0)
+    col_best = np.where(spread, finite.max(axis=0), np.nan)  # a column where all tie marks nothing
     for m, row in zip(methods, table):
         cells = "".join(
             f"<td data-v='{'' if np.isnan(v) else v}'{' class=best' if v == b else ''}>"
@@ -281,12 +283,20 @@ def _gallery(out: Path, res: dict[str, Any], methods: list[str], thumbnail: int)
     ds = open_dataset(plan["data"], test_split, format=plan.get("format", "auto"))
     index = {s: i for i, s in enumerate(ds.stems)}
     primary = res["primary"]
+    foreground = 1 if ds.num_classes == 2 else None
     scores = {m: per_image_values(res["cells"][m], primary) for m in methods}
     folds = list(plan.get("folds", {}))
+    errors = (
+        "red: predicted foreground where the truth is background, blue: missed foreground"
+        if foreground is not None
+        else "red: wrong class"
+    )
     parts = [
         "<h2>Gallery</h2>",
-        f"<p class='meta'>test images; each method's prediction blended over the input, with its per-image "
-        f"{esc(primary)} {_better(primary)}.</p>",
+        "<p class='meta'>test images; each method's prediction blended over the input, with its per-image "
+        f"{esc(primary)} {_better(primary)}. <button type='button' id='toggle-errors' "
+        "onclick=\"document.body.classList.toggle('show-errors')\">colours / errors</button> switches the "
+        f"method columns to their errors ({errors}).</p>",
         swatches(ds.palette, ds.classes, ds.ignore_index),
         "<div class='scroll'><table class='gallery'><tr><th>input</th><th>ground truth</th>"
         + "".join(f"<th>{esc(m)}</th>" for m in methods)
@@ -297,14 +307,10 @@ def _gallery(out: Path, res: dict[str, Any], methods: list[str], thumbnail: int)
             continue
         image = ds.load_image(index[stem])
         truth = ds.load_mask(index[stem], image_shape=image.shape)
+        gt = figures.overlay(image, truth, ds.palette, ignore_index=ds.ignore_index)
         row = [
-            _thumb(image, f"{stem} input", stem, thumbnail),
-            _thumb(
-                figures.overlay(image, truth, ds.palette, ignore_index=ds.ignore_index),
-                f"{stem} ground truth",
-                "ground truth",
-                thumbnail,
-            ),
+            f"<td>{_thumb(image, f'{stem} input', thumbnail)}<span class='meta'>{esc(stem)}</span></td>",
+            f"<td>{_thumb(gt, f'{stem} ground truth', thumbnail)}<span class='meta'>ground truth</span></td>",
         ]
         for m in methods:
             fold = next(
@@ -314,23 +320,24 @@ def _gallery(out: Path, res: dict[str, Any], methods: list[str], thumbnail: int)
                 row.append("<td class='meta'>no prediction</td>")
                 continue
             labels = read_labels(out / "cells" / m / fold / GALLERY / f"{stem}.png")
-            score = scores[m].get(f"{fold}/{stem}")
+            colours = figures.overlay(image, labels, ds.palette)
+            wrong = figures.error_map(
+                image, labels, truth, foreground=foreground, ignore_index=ds.ignore_index
+            )
+            score = fmt(scores[m].get(f"{fold}/{stem}"))
             row.append(
-                _thumb(
-                    figures.overlay(image, labels, ds.palette),
-                    f"{stem} {m}",
-                    f"{primary} {fmt(score)}",
-                    thumbnail,
-                )
+                f"<td>{_thumb(colours, f'{stem} {m}', thumbnail, 'overlay')}"
+                f"{_thumb(wrong, f'{stem} {m} errors', thumbnail, 'errors')}"
+                f"<span class='meta'>{esc(primary)} {score}</span></td>"
             )
         parts.append("<tr>" + "".join(row) + "</tr>")
     parts.append("</table></div>")
     return parts
 
 
-def _thumb(array: np.ndarray, alt: str, caption: str, thumbnail: int) -> str:
-    png = figures.array_png(array, max_side=thumbnail)
-    return f"<td>{img_tag(png, alt, title=alt)}<span class='meta'>{esc(caption)}</span></td>"
+def _thumb(array: np.ndarray, alt: str, thumbnail: int, css_class: str | None = None) -> str:
+    png = figures.array_png(array, max_side=thumbnail, colors=64)
+    return img_tag(png, alt, title=alt, css_class=css_class)
 
 
 def _per_fold(res: dict[str, Any], methods: list[str]) -> list[str]:

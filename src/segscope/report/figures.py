@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 History = Sequence[Mapping[str, Any]]
 
@@ -47,6 +48,39 @@ def overlay(
     return blend(image, labels, palette, alpha=alpha, ignore_index=ignore_index)
 
 
+def error_map(
+    image: np.ndarray,
+    prediction: np.ndarray,
+    truth: np.ndarray,
+    *,
+    foreground: int | None = None,
+    ignore_index: int | None = None,
+) -> np.ndarray:
+    """Where a prediction is wrong, drawn over the dimmed image.
+
+    Binary data (``foreground`` set): false positives (predicted foreground, truly not) red, false
+    negatives blue. Otherwise every wrong pixel is red. Pixels labelled ``ignore_index`` are never marked.
+
+    Returns
+    -------
+    ``(H, W, 3)`` uint8.
+    """
+    if prediction.shape != truth.shape or truth.shape != image.shape[:2]:
+        raise ValueError(
+            f"image {image.shape[:2]}, prediction {prediction.shape}, truth {truth.shape} differ"
+        )
+    grey = image.mean(axis=2) if image.ndim == 3 else image.astype(np.float64)
+    out = np.repeat((0.55 * grey)[..., None], 3, axis=2)
+    valid = np.ones(truth.shape, bool) if ignore_index is None else truth != ignore_index
+    wrong = valid & (prediction != truth)
+    if foreground is None:
+        out[wrong] = (235, 40, 40)
+    else:
+        out[wrong & (prediction == foreground)] = (235, 40, 40)
+        out[wrong & (prediction != foreground)] = (40, 120, 255)
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
 def learning_curve(
     history: History | Mapping[str, History], *, title: str = "learning curve"
 ) -> Figure | None:
@@ -67,19 +101,16 @@ def learning_curve(
     colours = [f"C{i % 10}" for i in range(len(curves))]
     for (label, rows), colour in zip(curves.items(), colours):
         suffix = f" ({label})" if label else ""
-        ax.plot(
-            [r["epoch"] for r in rows],
-            [r.get("train_loss") for r in rows],
-            color=colour,
-            label=f"train loss{suffix}",
-        )
+        style = {"color": colour, "marker": "o" if len(rows) <= 40 else None, "markersize": 3}
+        ax.plot(*_series(rows, "train_loss"), **style, label=f"train loss{suffix}")
         if any("val_loss" in r for r in rows):
-            ax.plot(*_series(rows, "val_loss"), color=colour, linestyle=":", label=f"val loss{suffix}")
+            ax.plot(*_series(rows, "val_loss"), **style, linestyle=":", label=f"val loss{suffix}")
         if any("val_mean_iou" in r for r in rows):
             ax_iou = ax_iou or ax.twinx()
-            ax_iou.plot(
-                *_series(rows, "val_mean_iou"), color=colour, linestyle="--", label=f"val mIoU{suffix}"
-            )
+            ax_iou.plot(*_series(rows, "val_mean_iou"), **style, linestyle="--", label=f"val mIoU{suffix}")
+    epochs = [r["epoch"] for rows in curves.values() for r in rows]
+    ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
@@ -111,7 +142,8 @@ def confusion_matrix_figure(
     if counts.shape != (k, k):
         raise ValueError(f"matrix {counts.shape} does not match {k} class names")
     norm = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    size = 1.6 + 0.42 * k
+    cell = 0.42 if k <= 6 else 0.3
+    size = 1.6 + cell * k
     fig = Figure(figsize=(size + 0.8, size), dpi=100, layout="constrained")
     ax = fig.subplots()
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
@@ -130,7 +162,7 @@ def confusion_matrix_figure(
                     f"{norm[i, j]:.2f}",
                     ha="center",
                     va="center",
-                    fontsize=7,
+                    fontsize=7 if k <= 6 else 5,
                     color="white" if norm[i, j] > 0.5 else "black",
                 )
     fig.colorbar(im, ax=ax, fraction=0.046)
@@ -199,8 +231,13 @@ def figure_png(fig: Figure, *, dpi: int = 100) -> bytes:
     return buf.getvalue()
 
 
-def array_png(array: np.ndarray, *, max_side: int | None = None) -> bytes:
-    """Encode a uint8 ``(H, W)`` or ``(H, W, 3)`` array as PNG, shrunk (area filter) to ``max_side``."""
+def array_png(array: np.ndarray, *, max_side: int | None = None, colors: int | None = None) -> bytes:
+    """Encode a uint8 ``(H, W)`` or ``(H, W, 3)`` array as PNG.
+
+    ``max_side`` shrinks it (area filter) so its longer side is at most that many pixels; ``colors``
+    quantises a colour image to that many palette entries (median cut, no dithering), which makes
+    overlays of textured images several times smaller.
+    """
     from PIL import Image
 
     im = Image.fromarray(
@@ -209,6 +246,8 @@ def array_png(array: np.ndarray, *, max_side: int | None = None) -> bytes:
     if max_side is not None and max(im.size) > max_side:
         scale = max_side / max(im.size)
         im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.BOX)
+    if colors is not None and im.mode == "RGB":
+        im = im.quantize(colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     buf = io.BytesIO()
     im.save(buf, format="PNG", optimize=True)
     return buf.getvalue()

@@ -32,7 +32,10 @@ figcaption{font-size:.8rem;color:#555;text-align:center}
 table.sortable th{cursor:pointer;user-select:none}
 table.sortable th:hover{background:#e8eef8}
 table.gallery td{text-align:center;padding:.2rem;border:none}
-table.gallery img{width:180px;height:auto;display:block;image-rendering:auto}
+table.gallery img{width:170px;max-width:none;height:auto;display:block;margin:0 auto}
+table.gallery img.errors,body.show-errors table.gallery img.overlay{display:none}
+body.show-errors table.gallery img.errors{display:block}
+button{font:inherit;font-size:.85rem;padding:.1rem .5rem;cursor:pointer}
 table.gallery th{background:none;border:none;font-size:.8rem;text-align:center}
 .swatch{display:inline-block;width:.9em;height:.9em;border:1px solid #999;vertical-align:middle;
  margin:0 .25em 0 .8em}
