@@ -24,7 +24,15 @@ def overlay(
     alpha: float = 0.5,
     ignore_index: int | None = None,
 ) -> np.ndarray:
-    """Blend the colourised ``labels`` over ``image`` ((H, W), (H, W, 1) or (H, W, 3) uint8)."""
+    """Blend the colourised ``labels`` over ``image`` ((H, W), (H, W, 1) or (H, W, 3) uint8).
+
+    ``alpha`` weighs the class colour (0: the image only, 1: the colours only); ignored and
+    out-of-range labels are drawn black. Returns ``(H, W, 3)`` uint8.
+    """
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if labels.shape != image.shape[:2]:
+        raise ValueError(f"labels {labels.shape} and image {image.shape[:2]} differ in size")
     if image.ndim == 2:
         image = image[..., None]
     rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[..., :3]

@@ -15,37 +15,12 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from segscope.visualize import overlay as visualize_overlay  # noqa: E402
+
 History = Sequence[Mapping[str, Any]]
 
 
-def overlay(
-    image: np.ndarray,
-    labels: np.ndarray,
-    palette: np.ndarray,
-    alpha: float = 0.5,
-    *,
-    ignore_index: int | None = None,
-) -> np.ndarray:
-    """Blend the colour of each pixel's class over ``image``.
-
-    Parameters
-    ----------
-    image : ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` uint8.
-    labels : ``(H, W)`` class indices; ``ignore_index`` and out-of-range values are drawn black.
-    palette : ``(K, 3)`` uint8 class colours.
-    alpha : weight of the class colour (0: the image only, 1: the colours only).
-
-    Returns
-    -------
-    ``(H, W, 3)`` uint8.
-    """
-    from segscope.visualize import overlay as blend
-
-    if not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    if labels.shape != image.shape[:2]:
-        raise ValueError(f"labels {labels.shape} and image {image.shape[:2]} differ in size")
-    return blend(image, labels, palette, alpha=alpha, ignore_index=ignore_index)
+overlay = visualize_overlay  # one implementation, re-exported for report code
 
 
 def error_map(
