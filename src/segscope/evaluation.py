@@ -11,6 +11,16 @@ from tqdm.auto import tqdm
 from segscope.data.dataset import SegmentationDataset
 from segscope.segmenter import Segmenter
 
+HEADLINE_METRICS = (
+    "mean_iou",
+    "pixel_accuracy",
+    "mean_class_accuracy",
+    "fw_iou",
+    "boundary_f1",
+    "pixel_error",
+    "rand_error",
+)
+
 
 def binary_foreground(dataset: SegmentationDataset) -> int | None:
     """The foreground class of a binary dataset (class 1), or ``None`` for multi-class data."""
@@ -62,15 +72,7 @@ def evaluate_segmenter(
 def format_metrics_table(result: dict[str, Any]) -> str:
     """A plain-text table of the headline metrics and per-class IoU."""
     lines = []
-    for key in (
-        "mean_iou",
-        "pixel_accuracy",
-        "mean_class_accuracy",
-        "fw_iou",
-        "boundary_f1",
-        "pixel_error",
-        "rand_error",
-    ):
+    for key in HEADLINE_METRICS:
         if key in result and result[key] is not None:
             lines.append(f"{key:<22}{result[key]:.4f}")
     if isinstance(result.get("iou"), dict):

@@ -8,20 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from segscope.evaluation import HEADLINE_METRICS
 from segscope.io import write_bytes_atomic, write_text_atomic
 from segscope.report import figures
 from segscope.report.html import esc, figure_block, fmt, img_tag, page, swatches
 
-HEADLINE = (
-    "mean_iou",
-    "pixel_accuracy",
-    "mean_class_accuracy",
-    "fw_iou",
-    "boundary_f1",
-    "pixel_error",
-    "rand_error",
-    "seconds_per_image",
-)
+HEADLINE = (*HEADLINE_METRICS, "seconds_per_image")
 
 
 def render_run_report(
