@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from segscope.data.dataset import SegmentationDataset
+from segscope.data.samplers import build_sampler, class_presence
 from segscope.data.torch_dataset import (
     TorchSegmentationDataset,
     default_normalization,
@@ -24,6 +25,7 @@ from segscope.engine.checkpoint import load_weights, save_weights
 from segscope.engine.config import TrainConfig
 from segscope.engine.trainer import Trainer, resolve_device
 from segscope.errors import UserError
+from segscope.imbalance.decision import DecisionRule
 from segscope.io import write_json_atomic
 from segscope.losses import build_loss, class_weights
 from segscope.segmenter import Segmenter
@@ -36,8 +38,10 @@ class DeepSegmenter(Segmenter):
 
     Options that :class:`TrainConfig` knows (``epochs``, ``lr``, ``batch_size``, ``crop_size``,
     ``resize``, ``augment``, ``loss``, ...) configure training; ``inference_dtype`` ("float32" or
-    "bfloat16") selects the precision of :meth:`predict` (see :mod:`segscope.inference`); every other
-    option goes to the model builder (e.g. ``base_channels`` for U-Net).
+    "bfloat16") selects the precision of :meth:`predict` (see :mod:`segscope.inference`); ``decision``
+    (``argmax``, ``prior``, ``bias``, ``threshold``, ``cost`` with ``cost_matrix``) the rule that turns
+    logits into labels (see :mod:`segscope.imbalance.decision`); every other option goes to the model
+    builder (e.g. ``base_channels`` for U-Net, ``pretrained`` for an encoder's weights).
     """
 
     family = "deep"
@@ -54,6 +58,16 @@ class DeepSegmenter(Segmenter):
             raise UserError(f"inference_dtype must be float32 or bfloat16, got {self.inference_dtype!r}")
         self._fast_model: torch.nn.Module | None = None
         self.in_channels = in_channels
+        decision_state = {k: options.pop(k, None) for k in ("decision_bias", "decision_threshold")}
+        self.cost_matrix = options.pop("cost_matrix", None)  # for a `cost` loss term and decision
+        if isinstance(self.cost_matrix, str):
+            from segscope.imbalance import load_cost_matrix
+
+            self.cost_matrix = load_cost_matrix(self.cost_matrix, num_classes).tolist()
+        self.decision = DecisionRule(
+            options.pop("decision", "argmax"), num_classes=num_classes, cost_matrix=self.cost_matrix
+        )
+        self.decision.load_state(decision_state)
         train_keys = TrainConfig.field_names()
         self.config = TrainConfig.from_dict(
             {k: v for k, v in options.items() if k in train_keys}, source=f"options of {model_name}"
@@ -87,9 +101,12 @@ class DeepSegmenter(Segmenter):
                 f"{train.root}: dataset has {train.num_classes} classes, model {self.num_classes}"
             )
         self.classes = list(train.classes)
-        weight = class_weights(train.class_pixel_counts(), cfg.class_weights) if cfg.class_weights else None
-        loss_fn = build_loss(cfg.loss, ignore_index=FILL_INDEX, weight=weight)
-        transform = build_transforms(cfg.augment, crop_size=cfg.crop_size, fill_index=FILL_INDEX)
+        counts = train.class_pixel_counts() if cfg.class_weights or self.decision.rule != "argmax" else None
+        weight = class_weights(counts, cfg.class_weights) if cfg.class_weights else None
+        loss_fn = build_loss(cfg.loss, ignore_index=FILL_INDEX, weight=weight, cost_matrix=self.cost_matrix)
+        transform = build_transforms(
+            cfg.augment, crop_size=cfg.crop_size, fill_index=FILL_INDEX, crop_max_ratio=cfg.crop_max_ratio
+        )
         train_t = TorchSegmentationDataset(
             train, transform=transform, resize=cfg.resize, fill_index=FILL_INDEX
         )
@@ -112,17 +129,40 @@ class DeepSegmenter(Segmenter):
                 progress=progress,
             )
             self._fast_model = None
-            self.history = trainer.fit(train_t, resume=resume)
+            sampler_factory = None
+            if cfg.sampler is not None:
+                presence = class_presence(train)
+
+                def sampler_factory(num_samples: int, generator: torch.Generator):
+                    return build_sampler(
+                        cfg.sampler, train, num_samples=num_samples, generator=generator, presence=presence
+                    )
+
+            self.history = trainer.fit(train_t, resume=resume, sampler_factory=sampler_factory)
             self.stop_reason = trainer.stop_reason
             load_weights(
                 run_dir
                 / ("best.safetensors" if (run_dir / "best.safetensors").exists() else "last.safetensors"),
                 self.model,
             )
+            self.model.eval()
+            if self.decision.rule != "argmax":
+                self._fit_decision(counts, val)
             if out_dir is not None:
                 self.save(run_dir)
         self.model.eval()
         return self
+
+    def _fit_decision(self, counts: np.ndarray, val: SegmentationDataset | None) -> None:
+        """Fit the decision rule: prior from the training counts, biases/threshold on ``val``."""
+        logits, targets = [], []
+        if self.decision.needs_validation and val is not None:
+            stride = max(1, int(np.sqrt(len(val) * np.prod(val.load_mask(0).shape) / 2e6)))
+            for i in range(len(val)):
+                image, mask = val[i]
+                logits.append(self.logits(image)[:, ::stride, ::stride].contiguous())
+                targets.append(mask[::stride, ::stride])
+        self.decision.fit(counts, logits, targets, ignore_index=val.ignore_index if val is not None else None)
 
     # -- inference ------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -153,10 +193,14 @@ class DeepSegmenter(Segmenter):
         return self._fast_model
 
     def predict(self, image: np.ndarray) -> np.ndarray:
-        return self.logits(image).argmax(0).numpy().astype(np.int64)
+        return self.decision(self.logits(image))
 
     def predict_proba(self, image: np.ndarray) -> np.ndarray:
-        return self.logits(image).softmax(0).numpy()
+        """Class posteriors; under the ``prior``/``bias`` decisions, those of the corrected logits."""
+        logits = self.logits(image)
+        if self.decision.bias is not None:
+            logits = logits + torch.as_tensor(self.decision.bias, dtype=logits.dtype).view(-1, 1, 1)
+        return logits.softmax(0).numpy()
 
     @property
     def num_parameters(self) -> int:
@@ -172,6 +216,8 @@ class DeepSegmenter(Segmenter):
                 **self.model_options,
                 **_json_safe(self.config.to_dict()),
                 "inference_dtype": self.inference_dtype,
+                **{k: v for k, v in self.decision.state().items() if v is not None},
+                **({"cost_matrix": self.cost_matrix} if self.cost_matrix is not None else {}),
             },
             "classes": self.classes,
             "mean": list(self.mean),

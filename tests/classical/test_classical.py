@@ -23,6 +23,7 @@ ALL_CLASSICAL = [
     "morph_chan_vese",
     "morph_geodesic",
     "multiotsu",
+    "one_class",
     "otsu",
     "quickshift",
     "random_walker",

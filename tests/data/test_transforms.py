@@ -1,8 +1,11 @@
+import numpy as np
 import pytest
 import torch
 from torchvision import tv_tensors
+from torchvision.transforms import v2
 
-from segscope.data.transforms import PRESETS, build_transforms
+from segscope.data.transforms import PRESETS, MaxRatioCrop, build_transforms
+from segscope.errors import UserError
 
 
 def _pair(h=40, w=56):
@@ -65,3 +68,83 @@ def test_scale_jitter_without_crop_keeps_the_input_size():
     for _ in range(6):
         x, y = t(*_pair(40, 56))
         assert x.shape[-2:] == y.shape[-2:] == (40, 56)
+
+
+def _background_dominated(h=64, w=64):
+    """89 % class 0, a 20x20 class-1 square (10 %) and an 8x8 ignored corner."""
+    mask = torch.zeros(h, w, dtype=torch.long)
+    mask[34:54, 8:28] = 1
+    mask[:8, -8:] = 255
+    image = torch.arange(3 * h * w, dtype=torch.float32).reshape(3, h, w) / (3 * h * w)
+    return tv_tensors.Image(image), tv_tensors.Mask(mask)
+
+
+def test_max_ratio_crop_undersamples_background_dominated_crops():
+    image, mask = _background_dominated()
+    crop = MaxRatioCrop((24, 24), max_ratio=0.75, tries=10, ignore_index=255)
+    # by hand: the fraction p of the 41 x 41 crop positions that satisfy the bound
+    ok = [crop.dominant_ratio(mask[t : t + 24, l : l + 24]) <= 0.75 for t in range(41) for l in range(41)]
+    p = float(np.mean(ok))
+    assert 0.1 < p < 0.5
+    torch.manual_seed(0)
+    ratios = [crop.dominant_ratio(crop(image, mask)[1]) for _ in range(300)]
+    torch.manual_seed(0)
+    plain = v2.RandomCrop((24, 24))
+    plain_ratios = [crop.dominant_ratio(plain(image, mask)[1]) for _ in range(300)]
+    # each crop satisfies the bound with probability 1 - (1 - p)^10; a plain crop with probability p
+    success = np.mean([r <= 0.75 for r in ratios])
+    assert success == pytest.approx(1 - (1 - p) ** 10, abs=0.07)
+    assert np.mean([r <= 0.75 for r in plain_ratios]) == pytest.approx(p, abs=0.07)
+    assert np.mean(ratios) < np.mean(plain_ratios) - 0.1
+
+
+def test_max_ratio_crop_moves_image_and_mask_together():
+    image, mask = _background_dominated()
+    crop = MaxRatioCrop((24, 24), max_ratio=0.75)
+    torch.manual_seed(5)
+    top, left, ratio = crop.sample_box(mask)
+    torch.manual_seed(5)
+    x, y = crop(image, mask)
+    assert isinstance(x, tv_tensors.Image) and isinstance(y, tv_tensors.Mask)
+    assert torch.equal(y, mask[top : top + 24, left : left + 24])
+    assert torch.equal(x, image[:, top : top + 24, left : left + 24])
+    assert ratio == crop.dominant_ratio(y) <= 0.75
+
+
+def test_max_ratio_crop_keeps_the_bound_whenever_a_try_satisfies_it():
+    # left half class 0, right half class 1: a 16x16 crop is at most 75 % one class iff it overlaps
+    # the other half by >= 4 columns, i.e. left in 12..20 (9 of the 33 offsets)
+    mask = torch.zeros(32, 48, dtype=torch.long)
+    mask[:, 24:] = 1
+    crop = MaxRatioCrop(16, max_ratio=0.75, tries=40)
+    torch.manual_seed(1)
+    for _ in range(100):
+        top, left, ratio = crop.sample_box(mask)
+        assert ratio <= 0.75 and 12 <= left <= 20  # 40 tries: all fail with probability 3e-6
+    # an unsatisfiable bound (one class everywhere): falls back to the least dominated try
+    assert MaxRatioCrop(16, max_ratio=0.5).sample_box(torch.zeros(32, 32, dtype=torch.long))[2] == 1.0
+    ignored = torch.full((32, 32), 255, dtype=torch.long)
+    assert MaxRatioCrop(16).dominant_ratio(ignored) == 1.0
+
+
+def test_max_ratio_crop_pads_small_images_and_plugs_into_build_transforms():
+    image, mask = _background_dominated(20, 20)
+    torch.manual_seed(0)
+    x, y = MaxRatioCrop((24, 30), ignore_index=255)(image, mask)
+    assert x.shape[-2:] == y.shape[-2:] == (24, 30)
+    assert (y == 255).sum() >= 24 * 30 - 20 * 20  # the padding is ignored
+    t = build_transforms("light", crop_size=(24, 24), fill_index=255, crop_max_ratio=0.75)
+    assert sum(isinstance(tr, MaxRatioCrop) for tr in t.transforms) == 1
+    assert not any(
+        isinstance(tr, MaxRatioCrop) for tr in build_transforms("light", crop_size=(24, 24)).transforms
+    )
+    image, mask = _background_dominated()
+    torch.manual_seed(2)
+    a = t(image, mask)
+    torch.manual_seed(2)
+    b = t(image, mask)
+    assert a[0].shape[-2:] == (24, 24) and torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    with pytest.raises(UserError, match="crop_max_ratio needs a crop size"):
+        build_transforms("none", crop_max_ratio=0.75)
+    with pytest.raises(UserError, match=r"max_ratio must be in \(0, 1\]"):
+        MaxRatioCrop(8, max_ratio=1.5)

@@ -5,6 +5,7 @@ Importing this package registers every classical method (``otsu``, ``multiotsu``
 ``felzenszwalb``, ``quickshift``, ``graphcut``, ``alpha_expansion``, ``grabcut``, ``random_walker``).
 """
 
+import segscope.imbalance.one_class  # noqa: F401  (registers one_class, kept with the imbalance tools)
 from segscope.classical import (  # noqa: F401  (registration)
     active_contour,
     graph_cut,

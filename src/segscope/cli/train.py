@@ -20,6 +20,10 @@ TRAIN_FLAGS = {  # flag -> TrainConfig field
     "schedule": str,
     "loss": str,
     "class_weights": str,
+    "sampler": str,
+    "crop_max_ratio": float,
+    "freeze_encoder_epochs": int,
+    "encoder_lr_scale": float,
     "augment": str,
     "crop_size": str,
     "resize": str,
@@ -29,6 +33,7 @@ TRAIN_FLAGS = {  # flag -> TrainConfig field
     "device": str,
     "num_workers": int,
 }
+SEGMENTER_FLAGS = ("decision", "cost_matrix", "pretrained")  # options of the segmenter / model builder
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -55,8 +60,45 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--optimizer", choices=("adamw", "sgd"))
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--schedule", choices=("poly", "onecycle", "constant"))
-    p.add_argument("--loss", help="loss spec, e.g. ce, ce+dice, focal+dice")
+    p.add_argument(
+        "--loss",
+        help="loss spec: terms joined by +, e.g. ce, ce+dice, ohem:thresh=0.7+lovasz (docs/losses.md)",
+    )
     p.add_argument("--class-weights", choices=("inverse", "median_freq", "enet"))
+    p.add_argument(
+        "--sampler", metavar="SPEC", help="training sampler: uniform, repeat_factor[:t=0.3], class_balanced"
+    )
+    p.add_argument(
+        "--crop-max-ratio",
+        type=float,
+        metavar="R",
+        help="redraw random crops whose largest class covers more than R of the crop (needs --crop-size)",
+    )
+    p.add_argument(
+        "--decision",
+        metavar="RULE",
+        help="logits -> labels: argmax (default), prior[:tau=T], bias, threshold[:metric=f1], cost",
+    )
+    p.add_argument(
+        "--cost-matrix", metavar="FILE", help="JSON/YAML K x K matrix C[true][pred] for --decision cost"
+    )
+    p.add_argument(
+        "--pretrained",
+        metavar="WEIGHTS",
+        help="encoder weights: a torchvision weights name, a .pth/.safetensors file or a segscope run dir",
+    )
+    p.add_argument(
+        "--freeze-encoder-epochs", type=int, metavar="N", help="train the decoder only for N epochs"
+    )
+    p.add_argument(
+        "--encoder-lr-scale", type=float, metavar="S", help="encoder learning rate = S x --lr (e.g. 0.1)"
+    )
+    p.add_argument(
+        "--cv",
+        metavar="SPEC",
+        help="cross-validate instead: kfold:K, group-kfold:K, loo, lpo:P or holdout:F; one run per fold "
+        "under --out, splits saved and reused, results as mean ± sd with per-fold rows",
+    )
     p.add_argument("--augment", choices=("none", "light", "strong", "em"))
     p.add_argument("--crop-size", help="random training crop HxW (e.g. 256x256)")
     p.add_argument("--resize", help="resize every image to HxW for training and inference")
@@ -83,16 +125,21 @@ def collect_options(args: argparse.Namespace) -> dict:
     """Method options from --config, then flags, then --option (later wins)."""
     options: dict = {}
     if args.config:
-        from segscope.engine.config import TrainConfig
+        from segscope.engine.config import SEGMENTER_OPTIONS, TrainConfig
 
         options.update(TrainConfig.from_yaml(args.config).to_dict())
         import yaml
 
-        options.update((yaml.safe_load(Path(args.config).read_text()) or {}).get("model_options", {}))
+        raw = yaml.safe_load(Path(args.config).read_text()) or {}
+        options.update({k: raw[k] for k in SEGMENTER_OPTIONS if k in raw})
+        options.update(raw.get("model_options", {}))
     for flag in TRAIN_FLAGS:
         value = getattr(args, flag, None)
         if value is not None:
             options["early_stopping_patience" if flag == "early_stopping" else flag] = value
+    for flag in SEGMENTER_FLAGS:
+        if getattr(args, flag, None) is not None:
+            options[flag] = getattr(args, flag)
     if getattr(args, "amp", None):
         options["amp"] = True
     if getattr(args, "time_budget", None):
@@ -112,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(
                 f"{out}: already holds a run; use --resume to continue it or choose another --out"
             )
+    if args.cv:
+        return run_cv(args)
     if args.resume and not (out / "last_state.pt").exists():
         raise UserError(f"{out}: nothing to resume (no last_state.pt)")
     options = collect_options(args)
@@ -144,4 +193,33 @@ def run(args: argparse.Namespace) -> int:
     if summary["metrics"]:
         print(format_metrics_table(summary["metrics"]))
     print(f"run written to {out} (report: {out / 'report.html'})")
+    return 0
+
+
+def run_cv(args: argparse.Namespace) -> int:
+    """``train --cv SPEC``: one fit per fold through the bench runner (splits saved, cells resumable)."""
+    from segscope.bench import BenchPlan, run_bench
+    from segscope.cli.bench import leaderboard_text
+
+    options = collect_options(args)
+    plan = BenchPlan(
+        data=args.data,
+        methods=[args.model],
+        cv=args.cv,
+        format=args.format,
+        time_budget_s=options.pop("time_budget_s", None) or 1e9,
+        options={args.model: options} if options else {},
+        holdout=args.val_fraction if args.val_split is None else 0.0,
+        seed=int(options.get("seed", 0)),
+        command="segscope " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+    results = run_bench(plan, args.out, progress=not args.quiet)
+    for method, rows in results["errors"].items():
+        raise UserError(f"{method} failed on {len(rows)} fold(s): {rows[0]['message']}")
+    keys = results["metric_keys"]
+    print(f"{'fold':<10}" + "".join(f"{k:>16}" for k in keys))
+    for cell in results["cells"][args.model]:
+        print(f"{cell['fold']:<10}" + "".join(f"{cell['metrics'].get(k, float('nan')):>16.4f}" for k in keys))
+    print(leaderboard_text(results))
+    print(f"cross-validation written to {args.out} (report: {Path(args.out) / 'report.html'})")
     return 0

@@ -14,6 +14,9 @@ em         microscopy: horizontal + vertical flips, 90° rotations, elastic defo
            paper's 3x3 grid, 10 px), brightness/contrast jitter, Gaussian noise
 =========  ===========================================================================================
 
+With ``crop_max_ratio`` the training crop is :class:`MaxRatioCrop` (mmsegmentation's ``cat_max_ratio``):
+it redraws crops dominated by one class, under-sampling background-only crops.
+
 Randomness comes from torch's global generator, so a run is reproducible under ``torch.manual_seed``.
 """
 
@@ -24,6 +27,8 @@ from collections.abc import Callable
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
+
+from segscope.errors import UserError
 
 PRESETS = ("none", "light", "strong", "em")
 
@@ -118,6 +123,68 @@ class ImageOnly(torch.nn.Module):
         return tv_tensors.wrap(self.transform(image.as_subclass(torch.Tensor)), like=image), mask
 
 
+class MaxRatioCrop(torch.nn.Module):
+    """Random crop that avoids crops dominated by one class (under-samples background-only crops).
+
+    Draws up to ``tries`` random ``size`` crops and keeps the first whose most frequent class covers at
+    most ``max_ratio`` of the crop's labelled pixels (pixels equal to ``ignore_index`` do not count; a
+    crop with no labelled pixel has ratio 1). When no try qualifies, the try with the lowest ratio is
+    kept. Images smaller than ``size`` are padded first as ``v2.RandomCrop(pad_if_needed=True)`` does
+    (by the deficit on both sides; image with 0, mask with ``ignore_index``).
+
+    References
+    ----------
+    .. [1] mmsegmentation ``RandomCrop(cat_max_ratio=0.75)``, the crop of its Cityscapes / ADE20K
+       configs; it breaks on ``ratio < cat_max_ratio`` with at least two classes and otherwise keeps the
+       last of 10 tries. Here the bound is ``<=`` (a single class passes when ``max_ratio`` is 1) and the
+       fallback is the least dominated try.
+    """
+
+    def __init__(
+        self, size: int | tuple[int, int], max_ratio: float = 0.75, tries: int = 10, ignore_index: int = 255
+    ) -> None:
+        super().__init__()
+        self.size = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        if not 0 < max_ratio <= 1:
+            raise UserError(f"crop max_ratio must be in (0, 1], got {max_ratio}")
+        if int(tries) < 1 or min(self.size) < 1:
+            raise UserError(f"MaxRatioCrop needs tries >= 1 and a positive size, got {tries}, {size}")
+        self.max_ratio, self.tries, self.ignore_index = float(max_ratio), int(tries), int(ignore_index)
+
+    def dominant_ratio(self, mask: torch.Tensor) -> float:
+        """Fraction of ``mask``'s labelled pixels that belong to its most frequent class (1 if none)."""
+        m = mask.as_subclass(torch.Tensor).reshape(-1)
+        m = m[(m != self.ignore_index) & (m >= 0)]
+        return 1.0 if m.numel() == 0 else float(torch.bincount(m).max()) / m.numel()
+
+    def sample_box(self, mask: torch.Tensor) -> tuple[int, int, float]:
+        """``(top, left, ratio)`` of the chosen crop in an (already padded) ``(..., H, W)`` mask."""
+        (h, w), (ch, cw) = mask.shape[-2:], self.size
+        best = (0, 0, 2.0)
+        for _ in range(self.tries):
+            top = int(torch.randint(0, h - ch + 1, ()))
+            left = int(torch.randint(0, w - cw + 1, ()))
+            ratio = self.dominant_ratio(mask[..., top : top + ch, left : left + cw])
+            if ratio <= self.max_ratio:
+                return top, left, ratio
+            if ratio < best[2]:
+                best = (top, left, ratio)
+        return best
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        (h, w), (ch, cw) = image.shape[-2:], self.size
+        dy, dx = max(ch - h, 0), max(cw - w, 0)
+        if dy or dx:
+            padding = [dx, dy, dx, dy]  # left, top, right, bottom
+            image = v2.functional.pad(image, padding, fill=0.0)
+            mask = v2.functional.pad(mask, padding, fill=self.ignore_index)
+        top, left, _ = self.sample_box(mask)
+        return (
+            tv_tensors.wrap(image[..., top : top + ch, left : left + cw], like=image),
+            tv_tensors.wrap(mask[..., top : top + ch, left : left + cw], like=mask),
+        )
+
+
 class JointCompose(torch.nn.Module):
     """Apply transforms to ``(image, mask)`` in order."""
 
@@ -139,21 +206,29 @@ def build_transforms(
     *,
     crop_size: tuple[int, int] | None = None,
     fill_index: int = 255,
+    crop_max_ratio: float | None = None,
 ) -> JointCompose:
     """Training augmentation for float images in [0, 1] ``(C, H, W)`` and ``(H, W)`` int64 masks.
 
     ``fill_index`` is written into the mask wherever a geometric transform creates new pixels; the loss
     ignores it. ``crop_size`` (H, W) takes a random crop, padding with ``fill_index`` when the image is
-    smaller.
+    smaller. ``crop_max_ratio`` (needs ``crop_size``) makes that crop a :class:`MaxRatioCrop`: crops
+    whose most frequent class covers more than this fraction of the labelled pixels are redrawn
+    (up to 10 tries; mmsegmentation uses 0.75).
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown augmentation preset {preset!r}; choose from {', '.join(PRESETS)}")
+    if crop_max_ratio is not None and crop_size is None:
+        raise UserError("crop_max_ratio needs a crop size (crop_size)")
     fill = {tv_tensors.Mask: fill_index, "others": 0.0}
     ts: list[Callable] = []
     if preset in ("light", "strong"):
         ts += [v2.RandomHorizontalFlip(), _ScaleJitter(0.75, 1.25, keep_size=crop_size is None, fill=fill)]
     if crop_size is not None:  # crop before the costly per-pixel warps (elastic) so they run on less
-        ts.append(v2.RandomCrop(crop_size, pad_if_needed=True, fill=fill))
+        if crop_max_ratio is None:
+            ts.append(v2.RandomCrop(crop_size, pad_if_needed=True, fill=fill))
+        else:
+            ts.append(MaxRatioCrop(crop_size, max_ratio=crop_max_ratio, ignore_index=fill_index))
     if preset == "em":
         ts += [
             v2.RandomHorizontalFlip(),
@@ -198,7 +273,16 @@ class _ScaleJitter(torch.nn.Module):
 def _joint(t: Callable) -> Callable:
     """v2 transforms take ``(image, mask)`` as one structure; ours already take two arguments."""
     if isinstance(
-        t, (RandomRot90, ImageOnly, _ScaleJitter, ElasticGrid, BrightnessContrast, AddGaussianNoise)
+        t,
+        (
+            RandomRot90,
+            ImageOnly,
+            _ScaleJitter,
+            ElasticGrid,
+            BrightnessContrast,
+            AddGaussianNoise,
+            MaxRatioCrop,
+        ),
     ):
         return t
     return lambda image, mask: t(image, mask)

@@ -11,6 +11,8 @@ from segscope.errors import UserError
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("poly", "onecycle", "constant")
+# Keys a YAML config may hold beside the training options: they configure the segmenter, not training.
+SEGMENTER_OPTIONS = ("decision", "cost_matrix", "pretrained", "inference_dtype")
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,14 @@ class TrainConfig:
     grad_clip: float | None = None
     loss: str = "ce"
     class_weights: str | None = None  # None | "inverse" | "median_freq" | "enet"
+    sampler: str | None = None  # None | "repeat_factor[:t=0.3]" | ... (segscope.data.samplers)
     augment: str = "light"
     crop_size: tuple[int, int] | None = None
+    crop_max_ratio: float | None = None  # re-draw crops whose largest class exceeds this share
     resize: tuple[int, int] | None = None
     early_stopping_patience: int | None = None
+    freeze_encoder_epochs: int = 0  # transfer learning: encoder frozen (BatchNorm in eval) this long
+    encoder_lr_scale: float = 1.0  # discriminative learning rate: encoder lr = lr * this
     monitor: str = "mean_iou"
     val_every: int = 1
     seed: int = 0
@@ -61,6 +67,10 @@ class TrainConfig:
             raise UserError("batch_size and accumulate must be >= 1")
         if self.lr <= 0:
             raise UserError(f"lr must be positive, got {self.lr}")
+        if self.freeze_encoder_epochs < 0 or self.encoder_lr_scale < 0:
+            raise UserError("freeze_encoder_epochs and encoder_lr_scale must be >= 0")
+        if self.crop_max_ratio is not None and not 0 < self.crop_max_ratio <= 1:
+            raise UserError(f"crop_max_ratio must be in (0, 1], got {self.crop_max_ratio}")
         for name in ("crop_size", "resize"):
             value = getattr(self, name)
             if value is not None:
@@ -109,8 +119,8 @@ class TrainConfig:
             raise UserError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
         if not isinstance(data, dict):
             raise UserError(f"{path}: expected a mapping of training options")
-        data.pop("model", None)
-        data.pop("model_options", None)
+        for key in ("model", "model_options", *SEGMENTER_OPTIONS):
+            data.pop(key, None)
         return cls.from_dict(data, source=str(path))
 
 

@@ -4,6 +4,9 @@ The loop is task-agnostic: it takes a model, a loss ``loss_fn(output, target)`` 
 ``evaluate_fn(model) -> {metric: value}`` run after each epoch. It handles AdamW/SGD, poly / one-cycle
 schedules driven by training progress (steps or time budget), bf16 autocast on CPU / AMP on CUDA,
 gradient accumulation, early stopping, best/last checkpoints, NaN detection and bit-for-bit resume.
+For transfer learning it freezes the model's ``encoder`` for the first epochs (its BatchNorm layers kept
+in eval mode, so their running statistics stay those of the pretraining) and gives the encoder its own
+learning rate (discriminative fine-tuning, Howard & Ruder, "Universal language model fine-tuning", 2018).
 
 Determinism: every epoch reseeds torch from ``(seed, epoch)`` before shuffling and augmenting, and
 checkpoints are taken at epoch boundaries, so ``2 epochs + resume 2 epochs`` equals ``4 epochs`` exactly
@@ -27,7 +30,8 @@ from tqdm.auto import tqdm
 
 from segscope.engine.checkpoint import load_trainer_state, load_weights, save_checkpoint
 from segscope.engine.config import TrainConfig
-from segscope.errors import TrainingDiverged
+from segscope.engine.overfitting import divergence_message
+from segscope.errors import TrainingDiverged, UserError
 from segscope.io import write_text_atomic
 
 
@@ -66,7 +70,8 @@ class Trainer:
     evaluate_fn : ``evaluate_fn(model) -> dict`` of validation metrics (prefixed ``val_`` in the log).
     run_dir : where ``last.*``, ``best.*``, ``log.jsonl`` and ``log.csv`` are written.
     info : extra JSON saved in every checkpoint (resolved config, class names, model options...).
-    param_groups : optional optimizer parameter groups (e.g. discriminative learning rates).
+    param_groups : optional optimizer parameter groups; by default one group, or two (encoder and the
+        rest) when ``config.encoder_lr_scale != 1``.
     """
 
     def __init__(
@@ -91,7 +96,15 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.info = info or {}
         self.progress = progress
-        groups = param_groups or [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
+        self.encoder = getattr(self.model, "encoder", None)
+        if (config.freeze_encoder_epochs or config.encoder_lr_scale != 1.0) and not isinstance(
+            self.encoder, nn.Module
+        ):
+            raise UserError(
+                f"{type(model).__name__} has no .encoder: freeze_encoder_epochs and encoder_lr_scale "
+                "need an encoder-decoder model"
+            )
+        groups = param_groups or self._param_groups()
         if config.optimizer == "adamw":
             self.optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
         else:
@@ -111,21 +124,37 @@ class Trainer:
         self.best_value: float | None = None
         self.bad_epochs = 0
         self.stop_reason = ""
+        self.overfitting_warned = False
 
     # -- public ---------------------------------------------------------------------------------
-    def fit(self, train_dataset: torch.utils.data.Dataset, *, resume: bool = False) -> list[dict[str, Any]]:
-        """Train until the epochs, the time budget or early stopping end it; return the history."""
+    def fit(
+        self,
+        train_dataset: torch.utils.data.Dataset,
+        *,
+        resume: bool = False,
+        sampler_factory: Callable[[int, torch.Generator], torch.utils.data.Sampler] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Train until the epochs, the time budget or early stopping end it; return the history.
+
+        ``sampler_factory(num_samples, generator)`` replaces uniform shuffling (e.g. repeat-factor
+        sampling of rare-class images; ``None`` from it keeps uniform shuffling); it must draw from
+        ``generator``, which is reseeded every epoch.
+        """
         cfg = self.config
         if resume:
             self._restore()
         generator = torch.Generator()
+        num_samples = cfg.samples_per_epoch or len(train_dataset)
+        sampler = sampler_factory(num_samples, generator) if sampler_factory is not None else None
+        if sampler is None:
+            sampler = torch.utils.data.RandomSampler(
+                train_dataset, num_samples=cfg.samples_per_epoch, generator=generator
+            )
         loader = torch.utils.data.DataLoader(
             train_dataset,
             batch_size=cfg.batch_size,
-            sampler=torch.utils.data.RandomSampler(
-                train_dataset, num_samples=cfg.samples_per_epoch, generator=generator
-            ),
-            drop_last=(cfg.samples_per_epoch or len(train_dataset)) >= cfg.batch_size,
+            sampler=sampler,
+            drop_last=num_samples >= cfg.batch_size,
             num_workers=cfg.num_workers,
             persistent_workers=False,
         )
@@ -136,7 +165,7 @@ class Trainer:
             generator.manual_seed(cfg.seed * 100_003 + self.epoch)
             torch.manual_seed(cfg.seed * 1_000_003 + self.epoch)
             t_epoch = time.perf_counter()
-            self.model.train()
+            self._train_mode()
             running, seen = 0.0, 0
             bar = tqdm(
                 loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False, disable=not self.progress
@@ -174,6 +203,30 @@ class Trainer:
         return self.history
 
     # -- internals ------------------------------------------------------------------------------
+    def _param_groups(self) -> list[dict[str, Any]]:
+        """One group, or the encoder's parameters at ``lr * encoder_lr_scale`` and the rest at ``lr``."""
+        params = list(self.model.parameters())
+        if self.config.encoder_lr_scale == 1.0:
+            return [{"params": params}]
+        encoder_ids = {id(p) for p in self.encoder.parameters()}
+        return [
+            {
+                "params": [p for p in params if id(p) in encoder_ids],
+                "lr": self.config.lr * self.config.encoder_lr_scale,
+            },
+            {"params": [p for p in params if id(p) not in encoder_ids]},
+        ]
+
+    def _train_mode(self) -> None:
+        """``model.train()``, with the encoder frozen (no gradients, BatchNorm in eval) while configured."""
+        self.model.train()
+        if self.encoder is None or not self.config.freeze_encoder_epochs:
+            return
+        frozen = self.epoch < self.config.freeze_encoder_epochs
+        self.encoder.requires_grad_(not frozen)
+        if frozen:
+            self.encoder.eval()
+
     def _elapsed(self, t_epoch: float) -> float:
         return self.elapsed + time.perf_counter() - t_epoch
 
@@ -210,6 +263,8 @@ class Trainer:
             "lr": self.optimizer.param_groups[0]["lr"],
             "time_s": round(self.elapsed, 2),
         }
+        if self.encoder is not None and self.config.freeze_encoder_epochs:
+            row["encoder_frozen"] = self.epoch <= self.config.freeze_encoder_epochs
         last = self.epoch >= cfg.epochs or bool(self.stop_reason)
         improved = False
         if self.evaluate_fn is not None and (self.epoch % cfg.val_every == 0 or last):
@@ -228,6 +283,11 @@ class Trainer:
                 else:
                     self.bad_epochs += 1
         self.history.append(row)
+        warning = divergence_message(self.history)
+        if warning and not self.overfitting_warned:
+            self.overfitting_warned = True
+            if self.progress:
+                tqdm.write(f"warning: {warning}")
         if cfg.early_stopping_patience is not None and self.bad_epochs >= cfg.early_stopping_patience:
             self.stop_reason = (
                 f"early stopping ({cfg.monitor} did not improve for {self.bad_epochs} validations)"
@@ -273,8 +333,6 @@ class Trainer:
         state = load_trainer_state(self.run_dir, "last")
         epoch = load_weights(self.run_dir / "last.safetensors", self.model)
         if epoch != state["epoch"]:
-            from segscope.errors import UserError
-
             raise UserError(f"{self.run_dir}: last.safetensors (epoch {epoch}) and last_state.pt disagree")
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.step, self.elapsed = state["epoch"], state["step"], state["elapsed"]

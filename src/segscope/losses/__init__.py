@@ -1,75 +1,77 @@
-"""Losses: pure functions in :mod:`segscope.losses.functional`, composed by a spec like ``"ce+dice"``."""
+"""Segmentation losses: pure functions, thin modules, class weighting, and specs like ``"ce+dice"``.
+
+Every loss takes ``logits (N, C, H, W)`` and an int64 ``target (N, H, W)`` with ``ignore_index`` pixels
+excluded. Functions: :mod:`~segscope.losses.functional` (cross-entropy, Dice, generalised Dice, Tversky,
+focal, cost-sensitive), :mod:`~segscope.losses.lovasz`, :mod:`~segscope.losses.ohem`,
+:mod:`~segscope.losses.boundary`; modules in :mod:`~segscope.losses.modules`; :func:`build_loss` parses a
+spec (see ``docs/losses.md``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import numpy as np
-import torch
-
-from segscope.errors import UserError
 from segscope.losses import functional
+from segscope.losses.boundary import (
+    boundary_loss,
+    boundary_weight_map,
+    boundary_weighted_cross_entropy,
+    signed_distance_maps,
+)
+from segscope.losses.functional import (
+    cost_sensitive_loss,
+    cross_entropy,
+    focal_loss,
+    generalized_dice_loss,
+    soft_dice_loss,
+    tversky_loss,
+)
+from segscope.losses.lovasz import lovasz_softmax_loss
+from segscope.losses.modules import (
+    BoundaryLoss,
+    BoundaryWeightedCrossEntropy,
+    CompositeLoss,
+    CostSensitiveLoss,
+    CrossEntropyLoss,
+    DiceLoss,
+    FocalLoss,
+    GeneralizedDiceLoss,
+    LovaszSoftmaxLoss,
+    OHEMCrossEntropy,
+    TverskyLoss,
+)
+from segscope.losses.ohem import ohem_cross_entropy, ohem_mask
+from segscope.losses.spec import LOSSES, build_loss, load_cost_matrix, parse_spec
+from segscope.losses.weights import WEIGHT_SCHEMES, class_weights
 
-LOSSES = ("ce", "dice", "focal")
-WEIGHT_SCHEMES = ("inverse", "median_freq", "enet")
-
-
-def class_weights(pixel_counts: np.ndarray, scheme: str) -> torch.Tensor:
-    """Per-class loss weights from pixel counts.
-
-    ``inverse``: ``1 / f_c`` normalised to mean 1; ``median_freq``: ``median(f) / f_c`` (Eigen & Fergus
-    2015, used by SegNet); ``enet``: ``1 / ln(1.02 + f_c)`` (Paszke et al. 2016). Absent classes get 0.
-    """
-    counts = np.asarray(pixel_counts, dtype=np.float64)
-    present = counts > 0
-    freq = counts / max(counts.sum(), 1.0)
-    w = np.zeros_like(freq)
-    if scheme == "inverse":
-        w[present] = 1.0 / freq[present]
-        w /= w[present].mean()
-    elif scheme == "median_freq":
-        w[present] = np.median(freq[present]) / freq[present]
-    elif scheme == "enet":
-        w[present] = 1.0 / np.log(1.02 + freq[present])
-    else:
-        raise UserError(f"unknown class weighting {scheme!r}; choose from {', '.join(WEIGHT_SCHEMES)}")
-    return torch.tensor(w, dtype=torch.float32)
-
-
-def build_loss(
-    spec: str,
-    *,
-    ignore_index: int = 255,
-    weight: torch.Tensor | None = None,
-) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """A loss from a ``+``-separated spec, e.g. ``"ce"``, ``"ce+dice"``, ``"focal+dice"`` (terms summed)."""
-    terms = [t.strip() for t in spec.split("+") if t.strip()]
-    unknown = [t for t in terms if t not in LOSSES]
-    if not terms or unknown:
-        raise UserError(f"unknown loss {spec!r}; combine {', '.join(LOSSES)} with '+'")
-
-    def term(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        if name == "ce":
-            return lambda lo, t: functional.cross_entropy(
-                lo, t, weight=_to(weight, lo), ignore_index=ignore_index
-            )
-        if name == "focal":
-            return lambda lo, t: functional.focal_loss(
-                lo, t, weight=_to(weight, lo), ignore_index=ignore_index
-            )
-        return lambda lo, t: functional.soft_dice_loss(lo, t, ignore_index=ignore_index)
-
-    fns = [term(t) for t in terms]
-
-    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return sum(f(logits, target) for f in fns)  # type: ignore[return-value]
-
-    loss.spec = spec  # type: ignore[attr-defined]
-    return loss
-
-
-def _to(w: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
-    return None if w is None else w.to(like.device)
-
-
-__all__ = ["LOSSES", "WEIGHT_SCHEMES", "build_loss", "class_weights", "functional"]
+__all__ = [
+    "LOSSES",
+    "WEIGHT_SCHEMES",
+    "BoundaryLoss",
+    "BoundaryWeightedCrossEntropy",
+    "CompositeLoss",
+    "CostSensitiveLoss",
+    "CrossEntropyLoss",
+    "DiceLoss",
+    "FocalLoss",
+    "GeneralizedDiceLoss",
+    "LovaszSoftmaxLoss",
+    "OHEMCrossEntropy",
+    "TverskyLoss",
+    "boundary_loss",
+    "boundary_weight_map",
+    "boundary_weighted_cross_entropy",
+    "build_loss",
+    "class_weights",
+    "cost_sensitive_loss",
+    "cross_entropy",
+    "focal_loss",
+    "functional",
+    "generalized_dice_loss",
+    "load_cost_matrix",
+    "lovasz_softmax_loss",
+    "ohem_cross_entropy",
+    "ohem_mask",
+    "parse_spec",
+    "signed_distance_maps",
+    "soft_dice_loss",
+    "tversky_loss",
+]

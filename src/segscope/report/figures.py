@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from segscope.engine.overfitting import divergence_epoch
 from segscope.visualize import overlay as visualize_overlay  # noqa: E402
 
 History = Sequence[Mapping[str, Any]]
@@ -61,6 +62,9 @@ def learning_curve(
 ) -> Figure | None:
     """Training loss per epoch (left axis) and validation mean IoU (right axis, dashed).
 
+    Where the validation loss diverges from the training loss (see
+    :func:`segscope.engine.overfitting.divergence_epoch`), a vertical line marks its minimum.
+
     ``history`` is a list of per-epoch dicts (``epoch``, ``train_loss``, optional ``val_loss`` and
     ``val_mean_iou``), or a mapping ``{label: history}`` drawn in one colour per label (e.g. per fold).
     Returns ``None`` when no entry has an ``epoch`` (e.g. a classical method's tuning trials).
@@ -80,6 +84,20 @@ def learning_curve(
         ax.plot(*_series(rows, "train_loss"), **style, label=f"train loss{suffix}")
         if any("val_loss" in r for r in rows):
             ax.plot(*_series(rows, "val_loss"), **style, linestyle=":", label=f"val loss{suffix}")
+            diverged = divergence_epoch(rows)
+            if diverged is not None:
+                ax.axvline(diverged, color=colour, alpha=0.6, linewidth=1.2)
+                ax.annotate(
+                    "val loss diverges",
+                    (diverged, 0.97),
+                    xycoords=("data", "axes fraction"),
+                    fontsize=7,
+                    color=colour,
+                    ha="left",
+                    va="top",
+                    xytext=(3, 0),
+                    textcoords="offset points",
+                )
         if any("val_mean_iou" in r for r in rows):
             ax_iou = ax_iou or ax.twinx()
             ax_iou.plot(*_series(rows, "val_mean_iou"), **style, linestyle="--", label=f"val mIoU{suffix}")

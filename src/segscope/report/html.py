@@ -22,6 +22,7 @@ td:first-child,th:first-child{text-align:left}
 td.text,th.text{text-align:left}
 img{max-width:100%}
 .meta{color:#666;font-size:.88rem}
+.warning{background:#fff4e5;border-left:4px solid #e8a33d;padding:.4rem .7rem}
 .best{font-weight:700;color:#0a5}
 .err{color:#b00}
 .sd{color:#888;font-size:.8em}

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from segscope.engine.overfitting import divergence_message
 from segscope.evaluation import HEADLINE_METRICS
 from segscope.io import write_bytes_atomic, write_text_atomic
 from segscope.report import figures
@@ -62,6 +63,9 @@ def render_run_report(
             dice = scores.get("dice", {}).get(name)
             body.append(f"<tr><td>{esc(name)}</td><td>{fmt(v)}</td><td>{fmt(dice)}</td></tr>")
         body.append("</table>")
+    warning = divergence_message(history)
+    if warning:
+        body.append(f"<p class='warning'><strong>Warning:</strong> {esc(warning)}</p>")
     curve_fig = figures.learning_curve(history)
     curve = figures.figure_png(curve_fig) if curve_fig is not None else None
     if curve:

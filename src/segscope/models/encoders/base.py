@@ -10,7 +10,9 @@ Weights (``pretrained`` in the builders):
 * ``True``: torchvision's ``"DEFAULT"`` ImageNet weights (downloaded by torchvision on first use);
 * a torchvision weights name such as ``"IMAGENET1K_V1"``;
 * a local file path (``.pth``, ``.pt``, ``.bin`` or ``.safetensors``) holding a state dict in
-  torchvision's key format, e.g. the file torchvision caches under ``~/.cache/torch/hub``.
+  torchvision's key format, e.g. the file torchvision caches under ``~/.cache/torch/hub``;
+* a segscope run (its directory or its ``model.safetensors``): the weights under ``encoder.`` are
+  taken, so an encoder trained on one dataset starts the training on another (transfer learning).
 """
 
 from __future__ import annotations
@@ -86,8 +88,10 @@ def backbone_state_dict(arch: str, pretrained: Pretrained) -> dict[str, torch.Te
     """
     if pretrained is None or pretrained is False:
         return None
+    if isinstance(pretrained, str | Path) and Path(pretrained).is_dir():
+        pretrained = Path(pretrained) / "model.safetensors"
     if isinstance(pretrained, str | Path) and is_weight_file(pretrained):
-        return load_state_dict_file(pretrained)
+        return encoder_part(load_state_dict_file(pretrained))
     import torchvision
 
     name = "DEFAULT" if pretrained is True else str(pretrained)
@@ -100,6 +104,14 @@ def backbone_state_dict(arch: str, pretrained: Pretrained) -> dict[str, torch.Te
             f"nor a torchvision weights name for {arch} ({', '.join(names)})"
         ) from None
     return weights.get_state_dict(progress=True)
+
+
+def encoder_part(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The ``encoder.*`` entries of a whole segscope model's state dict, prefix removed; else ``state``."""
+    prefix = "encoder."
+    if not any(k.startswith(prefix) for k in state):
+        return state
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
