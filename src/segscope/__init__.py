@@ -16,6 +16,15 @@ from segscope.errors import DataError, TrainingDiverged, UserError
 from segscope.evaluation import evaluate_segmenter
 from segscope.loading import load
 from segscope.methods import create_model, create_segmenter, list_models
+from segscope.oracle import (
+    QualityOracle,
+    RefinedSegmenter,
+    degrade_mask,
+    load_oracle,
+    refine_mask,
+    segment_from_scratch,
+    train_oracle,
+)
 from segscope.registry import REGISTRY, register
 from segscope.segmenter import Segmenter
 
@@ -26,6 +35,8 @@ __all__ = [
     "BenchPlan",
     "DataError",
     "MaskCodec",
+    "QualityOracle",
+    "RefinedSegmenter",
     "SegmentationDataset",
     "Segmenter",
     "TrainConfig",
@@ -35,11 +46,16 @@ __all__ = [
     "__version__",
     "create_model",
     "create_segmenter",
+    "degrade_mask",
     "evaluate_segmenter",
     "list_models",
     "load",
+    "load_oracle",
     "open_dataset",
     "read_image",
+    "refine_mask",
     "register",
     "run_bench",
+    "segment_from_scratch",
+    "train_oracle",
 ]

@@ -95,9 +95,14 @@ def run_cell(task: CellTask) -> dict[str, Any]:
         with _torch_threads(task.threads):
             train, val = holdout_split(task.train, task.holdout, task.seed)
             channels = int(train.load_image(0).shape[2])
+            options, refine = split_refine_options(task.options)
             segmenter = create_segmenter(
-                task.method, num_classes=train.num_classes, in_channels=channels, **task.options
+                task.method, num_classes=train.num_classes, in_channels=channels, **options
             )
+            if refine:  # -o METHOD.refine_oracle=DIR: oracle refinement as a post-processing stage
+                from segscope.oracle import RefinedSegmenter
+
+                segmenter = RefinedSegmenter(segmenter, refine.pop("oracle"), **refine)
             t0 = time.perf_counter()
             segmenter.fit(train, val, time_budget_s=task.time_budget_s, out_dir=cell_dir, progress=False)
             fit_seconds = time.perf_counter() - t0
@@ -129,6 +134,17 @@ def run_cell(task: CellTask) -> dict[str, Any]:
     except Exception as exc:  # isolate the failure: this cell reports it, the others go on
         record = record_failure(task, exc)
     return record
+
+
+def split_refine_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``refine_*`` options (``refine_oracle=DIR``, ``refine_iterations=N``, ...) from the method's."""
+    from segscope.errors import UserError
+
+    method = {k: v for k, v in options.items() if not k.startswith("refine_")}
+    refine = {k.removeprefix("refine_"): v for k, v in options.items() if k.startswith("refine_")}
+    if refine and "oracle" not in refine:
+        raise UserError(f"options {sorted(options)}: refine_* options need refine_oracle=ORACLE_DIR")
+    return method, refine
 
 
 def record_failure(task: CellTask, exc: BaseException) -> dict[str, Any]:

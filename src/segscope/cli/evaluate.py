@@ -19,6 +19,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_data_arguments(p, split=None)
     p.add_argument("--out", metavar="FILE.json", help="metrics JSON (default: RUN_DIR/metrics_<split>.json)")
+    p.add_argument(
+        "--refine-oracle",
+        metavar="ORACLE_DIR",
+        help="post-process every prediction by gradient ascent on this quality oracle (`segscope refine`)",
+    )
+    p.add_argument("--refine-iterations", type=int, default=50, help="ascent steps with --refine-oracle")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -31,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
     from segscope.io import write_json_atomic
 
     seg = segscope.load(args.run)
+    if args.refine_oracle:
+        from segscope.oracle import RefinedSegmenter
+
+        seg = RefinedSegmenter(seg, args.refine_oracle, iterations=args.refine_iterations)
     split = args.split or ("val" if "val" in available_splits(args.data, args.format) else None)
     ds = open_dataset(args.data, split, format=args.format)
     if not ds.has_masks:
@@ -38,8 +48,12 @@ def run(args: argparse.Namespace) -> int:
     if ds.num_classes != seg.num_classes:
         raise UserError(f"{args.data}: {ds.num_classes} classes, but the run predicts {seg.num_classes}")
     result = evaluate_segmenter(seg, ds, progress=not args.quiet)
-    out = Path(args.out) if args.out else Path(args.run) / f"metrics_{split or 'all'}.json"
-    write_json_atomic(out, {"run": str(args.run), "data": str(args.data), "split": split, **result})
+    suffix = "_refined" if args.refine_oracle else ""
+    out = Path(args.out) if args.out else Path(args.run) / f"metrics_{split or 'all'}{suffix}.json"
+    refined = {"refine_oracle": str(args.refine_oracle)} if args.refine_oracle else {}
+    write_json_atomic(
+        out, {"run": str(args.run), "data": str(args.data), "split": split, **refined, **result}
+    )
     print(format_metrics_table(result))
     print(
         f"{len(ds)} images, {result['seconds_per_image'] * 1000:.1f} ms per image; metrics written to {out}"

@@ -1,0 +1,142 @@
+"""``segscope refine train`` -> ``segscope refine`` -> files; the evaluate and bench hooks."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segscope.bench.cell import CellTask, run_cell, split_refine_options
+from segscope.cli.main import main
+from segscope.data import open_dataset
+from segscope.errors import UserError
+from segscope.methods import create_segmenter
+from tests.conftest import write_folder_dataset
+
+TRAIN = ["--size", "16", "--depth", "2", "--base-channels", "4", "--epochs", "2", "--samples-per-image", "8"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path]:
+    root = write_folder_dataset(tmp_path_factory.mktemp("data") / "discs", n=6, size=40)
+    oracle = root.parent / "oracle"
+    assert main(["refine", "train", "--data", str(root), "--out", str(oracle), *TRAIN, "--quiet"]) == 0
+    return root, oracle
+
+
+def test_train_then_refine_round_trip(trained, tmp_path: Path, capsys):
+    root, oracle = trained
+    meta = json.loads((oracle / "oracle.json").read_text())
+    assert meta["oracle"]["size"] == 16 and meta["val_metrics"]["n"] > 0 and len(meta["val_images"]) == 1
+    image, mask = root / "images" / "img00.png", root / "masks" / "img00.png"  # a 0/255 mask
+    out = tmp_path / "refined"
+    code = main(
+        ["refine", "--oracle", str(oracle), "--image", str(image), "--mask", str(mask), "--out", str(out)]
+    )
+    assert code == 0
+    labels = np.asarray(Image.open(out / "img00.png"))
+    assert labels.shape == (40, 40) and set(np.unique(labels)) <= {0, 1}
+    record = json.loads((out / "img00_refine.json").read_text())
+    after = record["classes"]["1"]
+    assert after["predicted_quality_after"] >= after["predicted_quality_before"]
+    assert (out / "img00_prob.png").is_file() and (out / "img00_overlay.png").is_file()
+    assert "predicted dice" in capsys.readouterr().out
+
+
+def test_from_scratch_and_probability_masks(trained, tmp_path: Path):
+    root, oracle = trained
+    image = root / "images" / "img01.png"
+    assert (
+        main(
+            [
+                "refine",
+                "--oracle",
+                str(oracle),
+                "--image",
+                str(image),
+                "--from-scratch",
+                "--iterations",
+                "3",
+                "--out",
+                str(tmp_path / "s"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    prob = tmp_path / "p.png"
+    Image.fromarray(np.full((40, 40), 128, np.uint8)).save(prob)
+    assert (
+        main(
+            [
+                "refine",
+                "--oracle",
+                str(oracle),
+                "--image",
+                str(image),
+                "--mask",
+                str(prob),
+                "--iterations",
+                "3",
+                "--out",
+                str(tmp_path / "p"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert (
+        json.loads((tmp_path / "p" / "img01_refine.json").read_text())["classes"]["1"]["best_iteration"] <= 3
+    )
+
+
+def test_user_errors_exit_2(trained, tmp_path: Path, capsys):
+    root, oracle = trained
+    image = str(root / "images" / "img00.png")
+    assert main(["refine", "--oracle", str(oracle), "--image", image, "--out", str(tmp_path)]) == 2
+    assert "--mask or --from-scratch" in capsys.readouterr().err
+    assert main(["refine", "--oracle", str(tmp_path), "--image", image, "--from-scratch", "--out", "x"]) == 2
+    assert "not an oracle run" in capsys.readouterr().err
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(small)
+    assert (
+        main(["refine", "--oracle", str(oracle), "--image", image, "--mask", str(small), "--out", "x"]) == 2
+    )
+    assert "small.png: mask size" in capsys.readouterr().err
+
+
+def test_evaluate_with_refine_oracle(trained, capsys):
+    root, oracle = trained
+    run = root.parent / "otsu_run"
+    create_segmenter("otsu", 2).fit(open_dataset(root), progress=False).save(run)
+    args = ["evaluate", "--run", str(run), "--data", str(root), "--refine-oracle", str(oracle)]
+    assert main([*args, "--refine-iterations", "3", "--quiet"]) == 0
+    result = json.loads((run / "metrics_all_refined.json").read_text())
+    assert result["refine_oracle"] == str(oracle) and 0 <= result["mean_iou"] <= 1
+
+
+def test_bench_cell_with_refine_oracle(trained, tmp_path: Path):
+    root, oracle = trained
+    ds = open_dataset(root)
+    options = {"refine_oracle": str(oracle), "refine_iterations": 2}
+    assert split_refine_options(options) == ({}, {"oracle": str(oracle), "iterations": 2})
+    with pytest.raises(UserError, match="refine_oracle"):
+        split_refine_options({"refine_iterations": 2})
+    task = CellTask(
+        "otsu",
+        "fold0",
+        options,
+        ds.subset([0, 1, 2]),
+        ds.subset([3, 4]),
+        tmp_path / "cell",
+        30.0,
+        0.0,
+        0,
+        (),
+        1,
+    )
+    record = run_cell(task)
+    assert record["status"] == "ok", record.get("message")
+    assert record["state"]["name"] == "otsu+oracle" and record["state"]["oracle_dir"] == str(oracle)
+    assert (tmp_path / "cell" / "refine.json").is_file()
