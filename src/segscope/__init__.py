@@ -11,10 +11,15 @@ Quick use::
 
 from segscope.bench import BenchPlan, run_bench
 from segscope.data import MaskCodec, SegmentationDataset, open_dataset, read_image
+from segscope.data.samplers import build_sampler
 from segscope.engine import TrainConfig, Trainer
+from segscope.engine.validation import make_splits
 from segscope.errors import DataError, TrainingDiverged, UserError
 from segscope.evaluation import evaluate_segmenter
+from segscope.imbalance import OneClassSegmenter
+from segscope.imbalance.decision import DecisionRule
 from segscope.loading import load
+from segscope.losses import build_loss, class_weights
 from segscope.methods import create_model, create_segmenter, list_models
 from segscope.oracle import (
     QualityOracle,
@@ -34,7 +39,9 @@ __all__ = [
     "REGISTRY",
     "BenchPlan",
     "DataError",
+    "DecisionRule",
     "MaskCodec",
+    "OneClassSegmenter",
     "QualityOracle",
     "RefinedSegmenter",
     "SegmentationDataset",
@@ -44,6 +51,9 @@ __all__ = [
     "TrainingDiverged",
     "UserError",
     "__version__",
+    "build_loss",
+    "build_sampler",
+    "class_weights",
     "create_model",
     "create_segmenter",
     "degrade_mask",
@@ -51,6 +61,7 @@ __all__ = [
     "list_models",
     "load",
     "load_oracle",
+    "make_splits",
     "open_dataset",
     "read_image",
     "refine_mask",

@@ -260,7 +260,7 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "train_loss": round(train_loss, 6),
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": self.optimizer.param_groups[-1]["lr"],  # the base lr (the encoder group comes first)
             "time_s": round(self.elapsed, 2),
         }
         if self.encoder is not None and self.config.freeze_encoder_epochs:
