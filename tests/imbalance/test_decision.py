@@ -85,10 +85,33 @@ def test_decision_survives_save_and_load(disc_dataset: Path, tmp_path: Path):
     assert np.array_equal(seg.predict(image), seg.predict_proba(image).argmax(0))
 
 
+def _tiny_unet_train(data: Path, run: Path) -> list[str]:
+    """``segscope train`` arguments for a one-epoch, 4-channel U-Net on the disc dataset."""
+    return [
+        "train",
+        "--data",
+        str(data),
+        "--model",
+        "unet",
+        "--out",
+        str(run),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--augment",
+        "none",
+        "-o",
+        "base_channels=4",
+        "-o",
+        "depth=2",
+        "--quiet",
+    ]
+
+
 def test_cli_train_with_imbalance_flags(disc_dataset: Path, tmp_path: Path):
     run = tmp_path / "run"
-    args = ["train", "--data", str(disc_dataset), "--model", "unet", "--out", str(run), "--epochs", "1"]
-    args += ["--batch-size", "4", "--augment", "none", "-o", "base_channels=4", "-o", "depth=2", "--quiet"]
+    args = _tiny_unet_train(disc_dataset, run)
     args += ["--loss", "ce+dice", "--class-weights", "median_freq", "--sampler", "repeat_factor:t=0.5"]
     args += ["--decision", "prior:tau=0.5"]
     assert main(args) == 0
@@ -138,8 +161,7 @@ def test_cost_matrix_serves_loss_and_decision(disc_dataset: Path, tmp_path: Path
     costs = tmp_path / "costs.json"
     costs.write_text("[[0, 1], [4, 0]]")
     run = tmp_path / "run"
-    args = ["train", "--data", str(disc_dataset), "--model", "unet", "--out", str(run), "--epochs", "1"]
-    args += ["--batch-size", "4", "--augment", "none", "-o", "base_channels=4", "-o", "depth=2", "--quiet"]
+    args = _tiny_unet_train(disc_dataset, run)
     assert main([*args, "--loss", "ce+cost", "--decision", "cost", "--cost-matrix", str(costs)]) == 0
     seg = segscope.load(run)
     assert seg.decision.cost.tolist() == [[0, 1], [4, 0]]
