@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import segscope
-from segscope.engine.validation import make_splits
+from segscope.data.splits import make_splits
 from segscope.evaluation import evaluate_segmenter
 from segscope.io import write_json_atomic
 

@@ -32,7 +32,7 @@ from segscope.io import write_json_atomic
 from segscope.metrics import foreground_rand_error, pixel_error
 from segscope.oracle import degrade_mask, evaluate_oracle, refine_mask, segment_from_scratch, train_oracle
 from segscope.oracle.degrade import soft_dice
-from segscope.oracle.train import agreement
+from segscope.oracle.evaluate import agreement
 
 ROOT = Path(__file__).resolve().parents[1]
 MEMBRANE, CELL = 0, 1

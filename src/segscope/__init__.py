@@ -10,17 +10,18 @@ Quick use::
 """
 
 from segscope.bench import BenchPlan, run_bench
+from segscope.classical import OneClassSegmenter
 from segscope.data import MaskCodec, SegmentationDataset, open_dataset, read_image
 from segscope.data.samplers import build_sampler
+from segscope.data.splits import holdout_split, make_splits
 from segscope.engine import TrainConfig, Trainer
-from segscope.engine.validation import make_splits
 from segscope.errors import DataError, TrainingDiverged, UserError
 from segscope.evaluation import evaluate_segmenter
-from segscope.imbalance import OneClassSegmenter
+from segscope.factory import create_model, create_segmenter, list_models, load
 from segscope.imbalance.decision import DecisionRule
-from segscope.loading import load
 from segscope.losses import build_loss, class_weights
-from segscope.methods import create_model, create_segmenter, list_models
+from segscope.metrics.specs import METRICS, MetricSpec
+from segscope.models import DeepSegmenter, register_model
 from segscope.oracle import (
     QualityOracle,
     RefinedSegmenter,
@@ -31,21 +32,33 @@ from segscope.oracle import (
     train_oracle,
 )
 from segscope.registry import REGISTRY, register
+from segscope.report import render_bench_report, render_run_report
+from segscope.run_config import RunConfig
 from segscope.segmenter import Segmenter
+from segscope.stages import Stage, StagedSegmenter, register_stage
+from segscope.types import Instances, LabelMap
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "METRICS",
     "REGISTRY",
     "BenchPlan",
     "DataError",
     "DecisionRule",
+    "DeepSegmenter",
+    "Instances",
+    "LabelMap",
     "MaskCodec",
+    "MetricSpec",
     "OneClassSegmenter",
     "QualityOracle",
     "RefinedSegmenter",
+    "RunConfig",
     "SegmentationDataset",
     "Segmenter",
+    "Stage",
+    "StagedSegmenter",
     "TrainConfig",
     "Trainer",
     "TrainingDiverged",
@@ -58,6 +71,7 @@ __all__ = [
     "create_segmenter",
     "degrade_mask",
     "evaluate_segmenter",
+    "holdout_split",
     "list_models",
     "load",
     "load_oracle",
@@ -66,6 +80,10 @@ __all__ = [
     "read_image",
     "refine_mask",
     "register",
+    "register_model",
+    "register_stage",
+    "render_bench_report",
+    "render_run_report",
     "run_bench",
     "segment_from_scratch",
     "train_oracle",

@@ -1,4 +1,11 @@
-"""Run a fitted Segmenter over a labelled dataset and score it with one metric suite."""
+"""Run a fitted Segmenter over a labelled dataset and score it with the evaluator of its task.
+
+Semantic and binary methods are scored by :class:`~segscope.metrics.Evaluator` (confusion-matrix scores,
+boundary F, and on binary data pixel and Rand error) against the dataset's label maps; instance methods by
+:class:`~segscope.metrics.instance_evaluator.InstanceEvaluator` (COCO mask AP, symmetric best Dice, |DiC|,
+Rand error of the instance map) against its instances. Which metrics exist, and their direction, is
+:mod:`segscope.metrics.specs`.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +16,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from segscope.data.dataset import SegmentationDataset
+from segscope.errors import UserError
+from segscope.metrics.specs import headline_metrics
 from segscope.segmenter import Segmenter
-
-HEADLINE_METRICS = (
-    "mean_iou",
-    "pixel_accuracy",
-    "mean_class_accuracy",
-    "fw_iou",
-    "boundary_f1",
-    "pixel_error",
-    "rand_error",
-)
 
 
 def binary_foreground(dataset: SegmentationDataset) -> int | None:
@@ -34,33 +33,46 @@ def evaluate_segmenter(
     progress: bool = True,
     keep_predictions: int | set[str] = 0,
 ) -> dict[str, Any]:
-    """Predict every image of ``dataset`` and return the :class:`~segscope.metrics.Evaluator` result.
+    """Predict every image of ``dataset`` and return the result of the evaluator of ``segmenter.task``.
 
-    Adds ``seconds_per_image`` (inference time) and the label maps asked for by ``keep_predictions`` (the
-    first N images, or a set of image stems) under ``"predictions"`` (for overlays; a stem -> map dict
-    when stems were given).
+    Adds ``task``, ``seconds_per_image`` (inference time) and the outputs asked for by
+    ``keep_predictions`` (the first N images, or a set of image stems) under ``"predictions"`` (for
+    overlays; a stem -> output dict when stems were given; instance output as its instance-id map).
     """
-    from segscope.metrics import Evaluator
+    instance = segmenter.task == "instance"
+    if instance:
+        from segscope.metrics.instance_evaluator import InstanceEvaluator
 
-    evaluator = Evaluator(
-        dataset.num_classes, dataset.ignore_index, dataset.classes, foreground=binary_foreground(dataset)
-    )
+        if not hasattr(dataset, "load_instances") or getattr(dataset, "task", "semantic") != "instance":
+            raise UserError(
+                f"{segmenter.name} is an instance method; {dataset.root or dataset.name} has no instance "
+                "masks (an instance layout: images/ + instances/)"
+            )
+        evaluator = InstanceEvaluator()
+    else:
+        from segscope.metrics import Evaluator
+
+        evaluator = Evaluator(
+            dataset.num_classes, dataset.ignore_index, dataset.classes, foreground=binary_foreground(dataset)
+        )
     kept: list[np.ndarray] = []
     kept_by_stem: dict[str, np.ndarray] = {}
     seconds = 0.0
     for i in tqdm(range(len(dataset)), desc=f"evaluate {segmenter.name}", disable=not progress, leave=False):
         image = dataset.load_image(i)
-        target = dataset.load_mask(i, image_shape=image.shape)
+        target = dataset.load_instances(i) if instance else dataset.load_mask(i, image_shape=image.shape)
         t0 = time.perf_counter()
-        pred = segmenter.predict(image)
+        output = segmenter.predict(image)
         seconds += time.perf_counter() - t0
-        evaluator.add(pred, target, name=dataset.stems[i])
+        evaluator.add(output, target, name=dataset.stems[i])
+        pred = output.to_label_map() if instance else output
         if isinstance(keep_predictions, set):
             if dataset.stems[i] in keep_predictions:
                 kept_by_stem[dataset.stems[i]] = pred
         elif len(kept) < keep_predictions:
             kept.append(pred)
     result = evaluator.result()
+    result["task"] = segmenter.task
     result["seconds_per_image"] = seconds / max(len(dataset), 1)
     if isinstance(keep_predictions, set):
         result["predictions"] = kept_by_stem
@@ -72,7 +84,7 @@ def evaluate_segmenter(
 def format_metrics_table(result: dict[str, Any]) -> str:
     """A plain-text table of the headline metrics and per-class IoU."""
     lines = []
-    for key in HEADLINE_METRICS:
+    for key in headline_metrics():
         if key in result and result[key] is not None:
             lines.append(f"{key:<22}{result[key]:.4f}")
     if isinstance(result.get("iou"), dict):

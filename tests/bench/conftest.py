@@ -7,7 +7,7 @@ from tests.bench.fake_methods import registered
 
 @pytest.fixture(scope="package", autouse=True)
 def test_only_methods():
-    from segscope.methods import list_models
+    from segscope.factory import list_models
 
     list_models()  # the built-in methods first, as the bench would register them
     with registered():

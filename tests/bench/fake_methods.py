@@ -28,6 +28,7 @@ class MeanThreshold(Segmenter):
     """Foreground where the first channel exceeds the training images' mean grey value (+ ``shift``)."""
 
     name = MEAN
+    task = "binary"
     shift = 0.0
 
     def fit(self, train, val=None, *, time_budget_s=None, out_dir=None, progress=True):
@@ -108,10 +109,10 @@ def build_levels(num_classes: int = 2, **options) -> GreyLevels:
 
 
 ENTRIES = {
-    MEAN: (build_mean, "binary"),
-    DARKER: (build_darker, "binary"),
-    BROKEN: (build_broken, "binary"),
-    LEVELS: (build_levels, "semantic"),
+    MEAN: (build_mean, MeanThreshold),
+    DARKER: (build_darker, Darker),
+    BROKEN: (build_broken, Broken),
+    LEVELS: (build_levels, GreyLevels),
 }
 
 
@@ -123,6 +124,6 @@ def registered() -> Iterator[None]:
     :class:`pytest.MonkeyPatch` undo it.
     """
     with pytest.MonkeyPatch.context() as patch:
-        for name, (builder, task) in ENTRIES.items():
-            patch.setitem(REGISTRY._entries, name, Entry(name, builder, "classical", task))
+        for name, (builder, segmenter) in ENTRIES.items():
+            patch.setitem(REGISTRY._entries, name, Entry(name, builder, segmenter))
         yield

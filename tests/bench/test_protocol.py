@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from segscope.bench import BenchPlan, run_bench
-from segscope.engine.validation import Split, load_splits, save_splits
+from segscope.data.splits import Split, load_splits, save_splits
 from segscope.errors import UserError
+from segscope.report import render_bench_report
 from tests.bench.fake_methods import BROKEN, DARKER, LEVELS, MEAN, fits
 from tests.bench.helpers import write_multiclass_dataset, write_train_val_dataset
 from tests.conftest import write_folder_dataset
@@ -26,6 +27,7 @@ def bench(tmp_path_factory):
     data = write_folder_dataset(root / "discs", n=8)
     out = root / "bench"
     results = run_bench(_plan(data, [MEAN, DARKER, BROKEN], holdout=0.25), out, progress=False)
+    render_bench_report(out, results=results)  # the bench writes results only; the CLI renders after it
     return data, out, results
 
 
@@ -151,6 +153,7 @@ def test_multiclass_bench_skips_binary_methods_and_scores_like_an_independent_co
 
     data = write_multiclass_dataset(tmp_path / "multi")
     results = run_bench(_plan(data, [LEVELS, MEAN], cv="kfold:2"), tmp_path / "m", progress=False)
+    render_bench_report(tmp_path / "m", results=results)
     assert "binary" in results["plan"]["skipped"][MEAN] and not (tmp_path / "m" / "cells" / MEAN).exists()
     assert results["metric_keys"][:2] == ["mean_iou", "pixel_accuracy"]
     html = (tmp_path / "m" / "report.html").read_text()
@@ -184,6 +187,7 @@ def test_a_deep_method_trains_in_process_and_logs_its_history(tmp_path: Path):
         progress=False,
     )
     assert not results["errors"]
+    render_bench_report(tmp_path / "d", results=results)
     record = results["cells"]["unet"][0]
     assert [h["epoch"] for h in record["history"]] == [1, 2] and "train_loss" in record["history"][0]
     model = create_model("unet", num_classes=2, in_channels=1, base_channels=4, depth=2)
@@ -244,7 +248,7 @@ def test_a_builder_workers_cannot_receive_is_refused_before_any_work(tmp_path: P
 
     name = "test_bench_lambda_builder"
     monkeypatch.setitem(
-        REGISTRY._entries, name, Entry(name, lambda num_classes=2: MeanThreshold(), "classical", "binary")
+        REGISTRY._entries, name, Entry(name, lambda num_classes=2: MeanThreshold(), MeanThreshold)
     )
     data = write_folder_dataset(tmp_path / "discs", n=4)
     with pytest.raises(UserError, match="builder cannot be sent to worker processes.*--workers 1"):

@@ -10,7 +10,7 @@ import segscope
 from segscope.classical.features import classifier_proba, train_classifier
 from segscope.classical.segmenter import ClassicalSegmenter
 from segscope.errors import UserError
-from segscope.methods import list_models
+from segscope.factory import list_models
 from segscope.metrics import ConfusionMatrix
 
 ALL_CLASSICAL = [
@@ -30,6 +30,7 @@ ALL_CLASSICAL = [
     "slic",
     "snake",
     "watershed",
+    "watershed_instances",
 ]
 
 
@@ -86,8 +87,10 @@ def test_every_method_is_registered_with_its_task():
     assert sorted(list_models(family="classical")) == ALL_CLASSICAL
     tasks = {e.name: e.task for e in segscope.REGISTRY if e.family == "classical"}
     semantic = {"alpha_expansion", "felzenszwalb", "multiotsu", "quickshift", "slic"}
+    instance = {"watershed_instances"}
     assert {n for n, t in tasks.items() if t == "semantic"} == semantic
-    assert all(tasks[n] == "binary" for n in set(ALL_CLASSICAL) - semantic)
+    assert {n for n, t in tasks.items() if t == "instance"} == instance
+    assert all(tasks[n] == "binary" for n in set(ALL_CLASSICAL) - semantic - instance)
     for name in ALL_CLASSICAL:
         seg = segscope.create_segmenter(name, num_classes=2)
         assert isinstance(seg, ClassicalSegmenter) and seg.num_parameters == 0 and seg.task == tasks[name]
@@ -142,7 +145,7 @@ def test_save_and_load_round_trip(membranes, tmp_path):
     assert type(again) is type(seg) and again.params == seg.params and again.options == seg.options
     image = membranes[2][0]
     np.testing.assert_array_equal(again.predict(image), seg.predict(image))
-    rebuilt = type(seg).from_state(seg.state())
+    rebuilt = type(seg).from_config(seg.run_config(), tmp_path / "run")  # from the config alone
     np.testing.assert_array_equal(rebuilt.predict(image), seg.predict(image))
 
 

@@ -5,7 +5,6 @@ import argparse
 import numpy as np
 import pytest
 from PIL import Image
-from skimage import filters
 
 from segscope.cli import segment
 from segscope.errors import UserError
@@ -40,11 +39,9 @@ def test_segment_writes_labels_overlays_and_instances(images, tmp_path):
     assert args.func(args) == 0
     for i in range(2):
         labels = np.asarray(Image.open(out / f"cells{i}.png"))
-        image = np.asarray(Image.open(folder / f"cells{i}.png"))
-        smooth = filters.gaussian(image / 255.0, sigma=1)
-        otsu = smooth > filters.threshold_otsu(smooth)
         assert labels.dtype == np.uint8 and set(np.unique(labels)) == {0, 1}
-        assert (labels.astype(bool) == otsu).mean() > 0.97  # Otsu foreground minus the dividing line
+        # the drawn discs minus the dividing line (and a rim the 1-px smoothing may shift)
+        assert (labels.astype(bool) == discs).mean() > 0.97 and not labels[20, 30]
         instances = np.asarray(Image.open(out / f"cells{i}_instances.png"))
         assert len(np.unique(instances[instances > 0])) == 2
         overlay = np.asarray(Image.open(out / f"cells{i}_overlay.png"))

@@ -41,7 +41,6 @@ def test_train_evaluate_predict_round_trip(disc_dataset: Path, tmp_path: Path, c
     assert code == 0
     for name in (
         "segmenter.json",
-        "model.safetensors",
         "best.safetensors",
         "last.json",
         "log.csv",

@@ -148,3 +148,37 @@ def test_max_ratio_crop_pads_small_images_and_plugs_into_build_transforms():
         build_transforms("none", crop_max_ratio=0.75)
     with pytest.raises(UserError, match=r"max_ratio must be in \(0, 1\]"):
         MaxRatioCrop(8, max_ratio=1.5)
+
+
+def test_plain_tensors_are_typed_and_transformed_together():
+    # v2 alone would treat the second plain tensor as data and pass it through unflipped
+    t = build_transforms("light", crop_size=(32, 32), fill_index=255)
+    torch.manual_seed(4)
+    for _ in range(5):
+        image, mask = _pair()
+        x, y = t(image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor))
+        assert isinstance(x, tv_tensors.Image) and isinstance(y, tv_tensors.Mask)
+        inside = y != 255
+        assert ((x[0][inside] - y[inside].float() / 7).abs() < 0.05).float().mean() > 0.75
+
+
+def test_elastic_grid_warps_image_and_mask_with_one_field_and_fills_the_mask():
+    from segscope.data.transforms import ElasticGrid
+
+    warp = ElasticGrid(sigma=10.0, grid=3, p=1.0, fill_index=99)
+    torch.manual_seed(0)
+    moved, filled = 0.0, 0
+    for _ in range(10):
+        image, mask = _pair(64, 64)
+        x, y = warp(image, mask)
+        assert x.shape == image.shape and y.shape == mask.shape and y.dtype == mask.dtype
+        assert set(torch.unique(y).tolist()) <= set(range(8)) | {99}
+        inside = y != 99
+        # bilinear image vs nearest mask differ only along block edges
+        assert ((x[0][inside] - y[inside].float() / 7).abs() < 0.05).float().mean() > 0.8
+        moved += (y[inside] != mask[inside]).float().mean().item() / 10
+        filled += int((~inside).sum())
+    assert moved > 0.05 and filled > 0  # a 10 px field really moves labels and pulls in the border
+    torch.manual_seed(0)
+    image, mask = _pair(64, 64)
+    assert ElasticGrid(p=0.0)(image, mask)[1] is mask

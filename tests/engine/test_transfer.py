@@ -12,6 +12,7 @@ from segscope.errors import UserError
 from segscope.losses import build_loss
 from segscope.models.semantic.unet import UNet
 from segscope.models.semantic.unet_resnet import EncoderUNet
+from segscope.run_config import RunConfig
 
 
 def _data(n=8, size=32):
@@ -99,7 +100,8 @@ def test_sampler_factory_replaces_shuffling():
 
 def test_encoder_weights_from_another_run_adapt_to_grey(tmp_path: Path):
     source = _model()  # an RGB model "trained" elsewhere
-    save_weights(tmp_path / "model.safetensors", source, epoch=1)
+    save_weights(tmp_path / "best.safetensors", source, epoch=1)
+    RunConfig(method={"name": "unet_resnet18"}, model={"weights": "best.safetensors"}).write(tmp_path)
     target = EncoderUNet(2, 1, encoder="resnet18", decoder_channels=(16, 8, 8, 8, 8), pretrained=tmp_path)
     rgb = source.encoder.conv1.weight
     assert torch.allclose(target.encoder.conv1.weight, rgb.sum(1, keepdim=True))  # grey = sum over RGB

@@ -115,9 +115,9 @@ def test_cli_train_with_imbalance_flags(disc_dataset: Path, tmp_path: Path):
     args += ["--loss", "ce+dice", "--class-weights", "median_freq", "--sampler", "repeat_factor:t=0.5"]
     args += ["--decision", "prior:tau=0.5"]
     assert main(args) == 0
-    meta = json.loads((run / "segmenter.json").read_text())
-    assert meta["options"]["sampler"] == "repeat_factor:t=0.5"
-    assert meta["options"]["decision"] == "prior:tau=0.5" and len(meta["options"]["decision_bias"]) == 2
+    meta = json.loads((run / "segmenter.json").read_text())  # typed sections: each option in its place
+    assert meta["train"]["sampler"] == "repeat_factor:t=0.5" and "sampler" not in meta["model"]["options"]
+    assert meta["decision"]["decision"] == "prior:tau=0.5" and len(meta["decision"]["decision_bias"]) == 2
 
 
 def test_cli_train_cross_validates_with_per_fold_rows(disc_dataset: Path, tmp_path: Path, capsys):
@@ -152,9 +152,9 @@ def test_hybrid_recipe_from_a_yaml_config(disc_dataset: Path, tmp_path: Path):
         str(config),
     ]
     assert main([*args, "--quiet"]) == 0
-    options = json.loads((run / "segmenter.json").read_text())["options"]
-    assert options["crop_max_ratio"] == 0.8 and options["class_weights"] == "enet"
-    assert options["decision"] == "prior" and options["base_channels"] == 4
+    meta = json.loads((run / "segmenter.json").read_text())
+    assert meta["train"]["crop_max_ratio"] == 0.8 and meta["train"]["class_weights"] == "enet"
+    assert meta["decision"]["decision"] == "prior" and meta["model"]["options"]["base_channels"] == 4
 
 
 def test_cost_matrix_serves_loss_and_decision(disc_dataset: Path, tmp_path: Path):

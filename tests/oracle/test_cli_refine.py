@@ -6,12 +6,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from sklearn.metrics import jaccard_score
 
-from segscope.bench.cell import CellTask, run_cell, split_refine_options
+import segscope
+from segscope.bench.cell import CellTask, run_cell
 from segscope.cli.main import main
-from segscope.data import open_dataset
+from segscope.data import open_dataset, read_image
 from segscope.errors import UserError
-from segscope.methods import create_segmenter
+from segscope.factory import create_segmenter, get_entry, split_options
+from segscope.oracle import RefinedSegmenter, load_oracle
 from tests.conftest import write_folder_dataset
 
 TRAIN = ["--size", "16", "--depth", "2", "--base-channels", "4", "--epochs", "2", "--samples-per-image", "8"]
@@ -39,7 +42,13 @@ def test_train_then_refine_round_trip(trained, tmp_path: Path, capsys):
     assert labels.shape == (40, 40) and set(np.unique(labels)) <= {0, 1}
     record = json.loads((out / "img00_refine.json").read_text())
     after = record["classes"]["1"]
-    assert after["predicted_quality_after"] >= after["predicted_quality_before"]
+    # the recorded qualities are the oracle's scores of the mask given and of the mask written
+    scorer, picture = load_oracle(oracle), read_image(image)
+    given = (np.asarray(Image.open(mask)) == 255).astype(np.float32)
+    assert after["predicted_quality_before"] == pytest.approx(scorer.score(picture, given, 1), abs=1e-5)
+    written = np.asarray(Image.open(out / "img00_prob.png")) / 255.0
+    assert after["predicted_quality_after"] == pytest.approx(scorer.score(picture, written, 1), abs=5e-3)
+    np.testing.assert_array_equal(labels, written > 0.5)
     assert (out / "img00_prob.png").is_file() and (out / "img00_overlay.png").is_file()
     assert "predicted dice" in capsys.readouterr().out
 
@@ -113,16 +122,25 @@ def test_evaluate_with_refine_oracle(trained, capsys):
     args = ["evaluate", "--run", str(run), "--data", str(root), "--refine-oracle", str(oracle)]
     assert main([*args, "--refine-iterations", "3", "--quiet"]) == 0
     result = json.loads((run / "metrics_all_refined.json").read_text())
-    assert result["refine_oracle"] == str(oracle) and 0 <= result["mean_iou"] <= 1
+    assert result["refine_oracle"] == str(oracle)
+    # recomputed apart: the refined otsu predictions, scored with scikit-learn over all pixels
+    refined = RefinedSegmenter(segscope.load(run), load_oracle(oracle), iterations=3)
+    ds = open_dataset(root)
+    pred = np.concatenate([refined.predict(ds.load_image(i)).ravel() for i in range(len(ds))])
+    true = np.concatenate([ds.load_mask(i).ravel() for i in range(len(ds))])
+    assert result["mean_iou"] == pytest.approx(jaccard_score(true, pred, average="macro"), abs=1e-9)
 
 
 def test_bench_cell_with_refine_oracle(trained, tmp_path: Path):
     root, oracle = trained
     ds = open_dataset(root)
     options = {"refine_oracle": str(oracle), "refine_iterations": 2}
-    assert split_refine_options(options) == ({}, {"oracle": str(oracle), "iterations": 2})
+    sections = split_options(get_entry("otsu"), options)
+    assert sections.model == {} and sections.stages == [
+        {"kind": "oracle", "oracle_dir": str(oracle), "iterations": 2}
+    ]
     with pytest.raises(UserError, match="refine_oracle"):
-        split_refine_options({"refine_iterations": 2})
+        split_options(get_entry("otsu"), {"refine_iterations": 2})
     task = CellTask(
         "otsu",
         "fold0",
@@ -138,5 +156,7 @@ def test_bench_cell_with_refine_oracle(trained, tmp_path: Path):
     )
     record = run_cell(task)
     assert record["status"] == "ok", record.get("message")
-    assert record["state"]["name"] == "otsu+oracle" and record["state"]["oracle_dir"] == str(oracle)
-    assert (tmp_path / "cell" / "refine.json").is_file()
+    assert record["state"]["method"]["name"] == "otsu"
+    assert record["state"]["stages"] == [{"kind": "oracle", "oracle_dir": str(oracle), "iterations": 2}]
+    reloaded = segscope.load(tmp_path / "cell")  # the cell reopens refined, not as plain otsu
+    assert reloaded.name == "otsu+oracle" and reloaded.stages[0].options == {"iterations": 2}

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from sklearn.metrics import f1_score
 
 from segscope.oracle.degrade import (
     DEGRADATIONS,
@@ -74,7 +75,6 @@ def test_degradations_span_the_quality_range_and_are_seeded():
     truth = disc(64, 16)
     results = [degrade_mask(truth, rng=seed, scale=0.5) for seed in range(80)]
     dice = np.array([d.dice for d in results])
-    assert dice.min() >= 0 and dice.max() <= 1
     assert dice.min() < 0.2 and dice.max() > 0.95
     assert len(np.unique(np.minimum((dice * 5).astype(int), 4))) >= 4  # at least 4 of 5 quintiles
     assert any(((d.mask > 0) & (d.mask < 1)).any() for d in results)  # some are soft probability maps
@@ -83,18 +83,25 @@ def test_degradations_span_the_quality_range_and_are_seeded():
 
 
 @pytest.mark.parametrize("op", DEGRADATIONS)
-def test_every_operation_lowers_quality_or_keeps_it(op):
+def test_every_operation_changes_the_mask_and_reports_its_true_dice(op):
     truth = disc(64, 16)
-    qualities = [degrade_mask(truth, rng=s, ops=[op], soft=False).dice for s in range(4)]
-    assert all(0 <= q <= 1 for q in qualities)
-    assert min(qualities) < 1.0  # every operation does change the mask
+    results = [degrade_mask(truth, rng=s, ops=[op], soft=False) for s in range(4)]
+    for d in results:  # Dice of a hard mask is the F1 score of its pixels (scikit-learn's, independent)
+        assert d.dice == pytest.approx(f1_score(truth.ravel(), d.mask.ravel() > 0.5, zero_division=1.0))
+    assert min(d.dice for d in results) < 1.0  # every operation does change the mask
 
 
-def test_soften_keeps_values_in_range_and_lowers_dice():
+def test_soften_by_hand():
     truth = disc(40, 10)
-    soft = soften(truth, sigma=2.0, confidence=0.6)
-    assert soft.min() >= 0.2 - 1e-6 and soft.max() <= 0.8 + 1e-6  # 0.5 +- 0.6 * 0.5
-    assert soft_dice(soft, truth) < 1.0
+    # no blur: 0.5 +- 0.6 * 0.5 on / off the disc, and the soft Dice 2 * 0.8 A / (0.8 A + 0.2 (N - A) + A)
+    soft = soften(truth, sigma=0.0, confidence=0.6)
+    np.testing.assert_allclose(soft, np.where(truth, 0.8, 0.2), atol=1e-6)
+    a, n = truth.sum(), truth.size
+    assert soft_dice(soft, truth) == pytest.approx(2 * 0.8 * a / (0.8 * a + 0.2 * (n - a) + a), rel=1e-5)
+    # a blur of 2 px leaves the disc's centre and the far corner at those values and the rim near 0.5
+    blurred = soften(truth, sigma=2.0, confidence=0.6)
+    assert blurred[20, 20] == pytest.approx(0.8, abs=1e-3) and blurred[0, 0] == pytest.approx(0.2, abs=1e-6)
+    assert abs(blurred[20, 30] - 0.5) < 0.1  # 0.5 px outside the circle (centre 19.5, 19.5)
     with pytest.raises(ValueError, match="confidence"):
         soften(truth, confidence=1.5)
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from segscope.bench import BenchPlan, run_bench
+from segscope.report import render_bench_report
 from tests.bench.fake_methods import BROKEN, DARKER, MEAN, registered
 from tests.conftest import write_folder_dataset
 
 
 @pytest.fixture(scope="package", autouse=True)
 def test_only_methods():
-    from segscope.methods import list_models
+    from segscope.factory import list_models
 
     list_models()
     with registered():
@@ -27,4 +28,6 @@ def small_bench(test_only_methods, tmp_path_factory):
         data=str(data), methods=[MEAN, DARKER, BROKEN], cv="kfold:2", workers=1, gallery=2, time_budget_s=10
     )
     out = root / "bench"
-    return out, run_bench(plan, out, progress=False)
+    results = run_bench(plan, out, progress=False)
+    render_bench_report(out, results=results)
+    return out, results

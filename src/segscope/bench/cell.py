@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from segscope.data import SegmentationDataset
+from segscope.data.dataset import SegmentationDataset
+from segscope.data.splits import holdout_split
 from segscope.io import write_json_atomic
 
 RESULT = "result.json"
@@ -66,17 +67,6 @@ def is_finished(cell_dir: Path, options: dict[str, Any], time_budget_s: float) -
     )
 
 
-def holdout_split(
-    train: SegmentationDataset, fraction: float, seed: int
-) -> tuple[SegmentationDataset, SegmentationDataset | None]:
-    """Carve a seeded ``fraction`` of ``train`` out as the validation set (the same for every method)."""
-    if fraction <= 0 or len(train) < 2:
-        return train, None
-    order = np.random.default_rng(seed).permutation(len(train))
-    k = min(len(train) - 1, max(1, round(len(train) * fraction)))
-    return train.subset(sorted(order[k:].tolist())), train.subset(sorted(order[:k].tolist()))
-
-
 def run_cell(task: CellTask) -> dict[str, Any]:
     """Fit ``task.method`` on the training part, score it on the test part; never raises.
 
@@ -84,7 +74,7 @@ def run_cell(task: CellTask) -> dict[str, Any]:
     (``status`` ``"error"``).
     """
     from segscope.evaluation import evaluate_segmenter
-    from segscope.methods import create_segmenter
+    from segscope.factory import create_segmenter
 
     cell_dir = Path(task.cell_dir)
     cell_dir.mkdir(parents=True, exist_ok=True)
@@ -95,14 +85,10 @@ def run_cell(task: CellTask) -> dict[str, Any]:
         with _torch_threads(task.threads):
             train, val = holdout_split(task.train, task.holdout, task.seed)
             channels = int(train.load_image(0).shape[2])
-            options, refine = split_refine_options(task.options)
+            # -o METHOD.refine_oracle=DIR adds an oracle-refinement stage (segscope.factory.split_options)
             segmenter = create_segmenter(
-                task.method, num_classes=train.num_classes, in_channels=channels, **options
+                task.method, num_classes=train.num_classes, in_channels=channels, **task.options
             )
-            if refine:  # -o METHOD.refine_oracle=DIR: oracle refinement as a post-processing stage
-                from segscope.oracle import RefinedSegmenter
-
-                segmenter = RefinedSegmenter(segmenter, refine.pop("oracle"), **refine)
             t0 = time.perf_counter()
             segmenter.fit(train, val, time_budget_s=task.time_budget_s, out_dir=cell_dir, progress=False)
             fit_seconds = time.perf_counter() - t0
@@ -134,17 +120,6 @@ def run_cell(task: CellTask) -> dict[str, Any]:
     except Exception as exc:  # isolate the failure: this cell reports it, the others go on
         record = record_failure(task, exc)
     return record
-
-
-def split_refine_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split ``refine_*`` options (``refine_oracle=DIR``, ``refine_iterations=N``, ...) from the method's."""
-    from segscope.errors import UserError
-
-    method = {k: v for k, v in options.items() if not k.startswith("refine_")}
-    refine = {k.removeprefix("refine_"): v for k, v in options.items() if k.startswith("refine_")}
-    if refine and "oracle" not in refine:
-        raise UserError(f"options {sorted(options)}: refine_* options need refine_oracle=ORACLE_DIR")
-    return method, refine
 
 
 def record_failure(task: CellTask, exc: BaseException) -> dict[str, Any]:

@@ -6,14 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from segscope.errors import UserError
+from segscope.metrics.specs import per_image_metrics
 
 # Chosen for a first look at a new dataset: fast classical baselines plus one small deep model.
 DEFAULT_BINARY = ("otsu", "watershed", "slic", "graphcut", "unet")
 DEFAULT_MULTICLASS = ("slic", "alpha_expansion", "unet")
 # Fields that define the protocol: a resumed bench must keep them, or its cells would not be comparable.
 PROTOCOL_FIELDS = ("data", "format", "cv", "split", "seed", "holdout", "time_budget_s")
-# Metrics scored on every image (the paired tests compare per-image values); the first two need binary data.
-PRIMARY_METRICS = ("pixel_error", "rand_error", "mean_iou", "pixel_accuracy", "boundary_f1")
 
 
 @dataclass
@@ -69,8 +68,9 @@ class BenchPlan:
             raise UserError(f"--time-budget-per-method must be positive, got {self.time_budget_s}")
         if self.gallery < 0 or self.workers < 0 or self.threads < 0:
             raise UserError("--gallery, --workers and --threads must not be negative")
-        if self.primary is not None and self.primary not in PRIMARY_METRICS:
-            raise UserError(f"--primary {self.primary}: choose one of {', '.join(PRIMARY_METRICS)}")
+        choices = per_image_metrics()  # the paired tests compare per-image values
+        if self.primary is not None and self.primary not in choices:
+            raise UserError(f"--primary {self.primary}: choose one of {', '.join(choices)}")
         unknown = sorted(set(self.options) - set(self.methods))
         if unknown:
             raise UserError(f"--option for {', '.join(unknown)}, which is not among --methods")
@@ -78,7 +78,7 @@ class BenchPlan:
 
 def default_methods(num_classes: int) -> list[str]:
     """A sensible default comparison for binary or multi-class data (registered names only)."""
-    from segscope.methods import list_models
+    from segscope.factory import list_models
 
     wanted = DEFAULT_BINARY if num_classes == 2 else DEFAULT_MULTICLASS
     available = set(list_models())
@@ -88,10 +88,8 @@ def default_methods(num_classes: int) -> list[str]:
 def expand_methods(spec: str, num_classes: int) -> list[str]:
     """Method names from ``--methods``: a comma-separated list, ``default``, ``all-semantic``,
     ``all-instance`` or ``all-classical``; an unknown name raises with the close matches."""
-    from segscope.methods import list_models
-    from segscope.registry import REGISTRY
+    from segscope.factory import get_entry, list_models
 
-    list_models()  # registers the built-in methods
     spec = spec.strip()
     if spec in ("", "default"):
         return default_methods(num_classes)
@@ -103,19 +101,21 @@ def expand_methods(spec: str, num_classes: int) -> list[str]:
         return list_models(family="classical")
     names = [m.strip() for m in spec.split(",") if m.strip()]
     for name in names:
-        REGISTRY.get(name)  # raises UnknownMethodError naming the close matches
+        get_entry(name)  # raises UnknownMethodError naming the close matches
     return list(dict.fromkeys(names))
 
 
-def not_applicable(method: str, num_classes: int) -> str | None:
-    """``None`` if ``method`` can run on data with ``num_classes`` classes, else why it is skipped."""
-    from segscope.registry import REGISTRY
+def not_applicable(method: str, num_classes: int, data_task: str = "semantic") -> str | None:
+    """``None`` if ``method`` can run on the data (``num_classes`` classes; ``data_task`` ``"instance"``
+    when it has instance masks), else why it is skipped. Semantic and binary methods run on instance
+    data too (scored on its foreground map); instance methods need instance masks."""
+    from segscope.factory import get_entry
 
-    entry = REGISTRY.get(method)
+    entry = get_entry(method)
     if entry.task == "binary" and num_classes != 2:
         return f"{method} is a binary (foreground/background) method; the dataset has {num_classes} classes"
-    if entry.task == "instance":
-        return f"{method} is an instance method; the bench scores semantic label maps"
+    if entry.task == "instance" and data_task != "instance":
+        return f"{method} is an instance method; the dataset has no instance masks (images/ + instances/)"
     return None
 
 

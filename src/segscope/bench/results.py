@@ -17,10 +17,9 @@ import numpy as np
 
 from segscope.bench.cell import ERROR, RESULT, strict_json
 from segscope.io import write_json_atomic, write_text_atomic
+from segscope.metrics.specs import leaderboard_metrics, lower_is_better
 
-BINARY_KEYS = ("pixel_error", "rand_error", "mean_iou", "boundary_f1")
-MULTICLASS_KEYS = ("mean_iou", "pixel_accuracy", "mean_class_accuracy", "boundary_f1")
-LOWER_IS_BETTER = frozenset({"pixel_error", "rand_error", "fit_seconds", "seconds_per_image"})
+LOWER_IS_BETTER = frozenset(lower_is_better())
 
 
 def collect_results(out: str | Path) -> dict[str, Any]:
@@ -52,28 +51,56 @@ def collect_results(out: str | Path) -> dict[str, Any]:
     binary = len(plan.get("classes", [])) == 2 or any(
         "pixel_error" in c["metrics"] for rows in cells.values() for c in rows
     )
-    keys = list(BINARY_KEYS if binary else MULTICLASS_KEYS)
-    primary = plan.get("primary") or keys[0]
+    tasks = plan.get("tasks", {})
+    boards = []
+    for task in ("semantic", "instance"):
+        members = [m for m in methods if (tasks.get(m, "semantic") == "instance") == (task == "instance")]
+        if task == "semantic" or any(m in cells for m in members):
+            boards.append(_board(task, members, cells, errors, binary, plan.get("primary")))
+    first = boards[0] if boards[0]["leaderboard"] or len(boards) == 1 else boards[1]
+    results = {
+        "plan": plan,
+        **first,  # the main board's metric_keys, primary, leaderboard and paired_tests at the top level
+        "boards": boards,
+        "lower_is_better": sorted(LOWER_IS_BETTER),
+        "per_class_iou": {m: _mean_per_class(cells[m], "iou") for m in cells},
+        "errors": errors,
+        "cells": cells,
+    }
+    write_json_atomic(out / "results.json", strict_json(results))
+    write_text_atomic(
+        out / "leaderboard.csv", "".join(leaderboard_csv(b["leaderboard"], b["metric_keys"]) for b in boards)
+    )
+    return results
+
+
+def _board(
+    task: str,
+    methods: list[str],
+    cells: dict[str, list[dict[str, Any]]],
+    errors: dict[str, list[dict[str, Any]]],
+    binary: bool,
+    primary: str | None,
+) -> dict[str, Any]:
+    """One leaderboard (methods of one evaluator kind): ``task``, ``metric_keys``, ``primary``,
+    ``leaderboard`` (best first) and ``paired_tests`` on the primary metric."""
+    keys = leaderboard_metrics(task, binary=binary)
+    primary = primary if primary in keys or (primary and task == "semantic") else None
+    primary = primary or keys[0]
     if primary not in keys:
         keys.insert(0, primary)
     board = [_leaderboard_entry(m, cells[m], keys, len(errors.get(m, []))) for m in methods if m in cells]
     board.sort(key=lambda e: _sort_value(e[primary], primary))
-    results = {
-        "plan": plan,
+    tests = paired_tests(
+        {m: per_image_values(cells[m], primary) for m in (e["method"] for e in board)}, primary
+    )
+    return {
+        "task": task,
         "metric_keys": keys,
         "primary": primary,
-        "lower_is_better": sorted(LOWER_IS_BETTER),
         "leaderboard": board,
-        "per_class_iou": {m: _mean_per_class(cells[m], "iou") for m in cells},
-        "errors": errors,
-        "paired_tests": paired_tests(
-            {m: per_image_values(cells[m], primary) for m in (e["method"] for e in board)}, primary
-        ),
-        "cells": cells,
+        "paired_tests": tests,
     }
-    write_json_atomic(out / "results.json", strict_json(results))
-    write_text_atomic(out / "leaderboard.csv", leaderboard_csv(board, keys))
-    return results
 
 
 def _leaderboard_entry(method: str, rows: list[dict[str, Any]], keys: list[str], failed: int) -> dict:

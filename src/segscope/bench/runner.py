@@ -28,8 +28,9 @@ from tqdm.auto import tqdm
 
 from segscope.bench.cell import CellTask, is_finished, record_failure, run_cell
 from segscope.bench.plan import BenchPlan, check_protocol, not_applicable
-from segscope.data import SegmentationDataset, open_dataset
-from segscope.engine.validation import (
+from segscope.data.dataset import SegmentationDataset
+from segscope.data.formats import open_dataset
+from segscope.data.splits import (
     Split,
     fold_datasets,
     load_splits,
@@ -45,7 +46,8 @@ Fold = tuple[Split, SegmentationDataset, SegmentationDataset]
 
 
 def run_bench(plan: BenchPlan, out_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
-    """Run every pending cell of ``plan`` into ``out_dir``; write the results and ``report.html``.
+    """Run every pending cell of ``plan`` into ``out_dir`` and write the results (``results.json``,
+    ``leaderboard.csv``); :func:`segscope.report.render_bench_report` turns them into ``report.html``.
 
     Returns the aggregated results (see :func:`segscope.bench.results.collect_results`).
     Raises :class:`UserError` when ``out_dir`` holds a bench run with another protocol.
@@ -53,11 +55,9 @@ def run_bench(plan: BenchPlan, out_dir: str | Path, *, progress: bool = True) ->
     import json
 
     from segscope.bench.results import collect_results
-    from segscope.methods import list_models
-    from segscope.registry import REGISTRY
-    from segscope.report.bench_report import render_bench_report
+    from segscope.factory import ensure_registered, get_entry
 
-    list_models()  # registers the built-in methods
+    ensure_registered()
     plan = replace(plan, data=str(Path(plan.data).resolve()), cv=None if plan.split else plan.cv)
     plan.validate()
     out = Path(out_dir)
@@ -69,7 +69,8 @@ def run_bench(plan: BenchPlan, out_dir: str | Path, *, progress: bool = True) ->
     num_classes = folds[0][1].num_classes
     if plan.primary in ("pixel_error", "rand_error") and num_classes != 2:
         raise UserError(f"--primary {plan.primary} needs binary data; the dataset has {num_classes} classes")
-    skipped = {m: why for m in plan.methods if (why := not_applicable(m, num_classes))}
+    data_task = getattr(folds[0][1], "task", "semantic")
+    skipped = {m: why for m in plan.methods if (why := not_applicable(m, num_classes, data_task))}
     methods = [m for m in plan.methods if m not in skipped]
     gallery = (saved or {}).get("gallery")  # chosen once: resumed cells already saved these images
     if gallery is None:
@@ -81,6 +82,7 @@ def run_bench(plan: BenchPlan, out_dir: str | Path, *, progress: bool = True) ->
             "skipped": skipped,
             "gallery": gallery,
             "classes": folds[0][1].classes,
+            "tasks": {m: get_entry(m).task for m in methods},
             "folds": {s.name: {"train": len(s.train), "test": len(s.test)} for s, _, _ in folds},
             "environment": environment(),
         },
@@ -104,8 +106,8 @@ def run_bench(plan: BenchPlan, out_dir: str | Path, *, progress: bool = True) ->
         for s, train, test in folds
         if not is_finished(out / "cells" / m / s.name, plan.options.get(m, {}), plan.time_budget_s)
     ]
-    deep = [t for t in tasks if REGISTRY.get(t.method).family == "deep"]
-    classical = [t for t in tasks if REGISTRY.get(t.method).family != "deep"]
+    deep = [t for t in tasks if get_entry(t.method).family == "deep"]
+    classical = [t for t in tasks if get_entry(t.method).family != "deep"]
     bar = tqdm(total=len(tasks), desc="bench", unit="cell", disable=not progress)
     try:
         run_in_pool(classical, plan.workers or cores, bar)
@@ -114,9 +116,7 @@ def run_bench(plan: BenchPlan, out_dir: str | Path, *, progress: bool = True) ->
             _note(bar, run_cell(task))
     finally:
         bar.close()
-    results = collect_results(out)
-    render_bench_report(out, results=results)
-    return results
+    return collect_results(out)
 
 
 def prepare_folds(plan: BenchPlan, out: Path) -> list[Fold]:
@@ -190,7 +190,13 @@ def _process_context(entries: list[Entry]) -> multiprocessing.context.BaseContex
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    preload = ["segscope.classical", "segscope.models", "segscope.evaluation", "segscope.bench.cell"]
+    preload = [
+        "segscope.factory",
+        "segscope.classical",
+        "segscope.models",
+        "segscope.evaluation",
+        "segscope.bench.cell",
+    ]
     preload += sorted({e.builder.__module__ for e in entries})  # "__main__": a script's own methods
     context.set_forkserver_preload(preload)
     return context
@@ -224,15 +230,15 @@ def _init_worker(entries: list[Entry]) -> None:
     import cv2
     from threadpoolctl import threadpool_limits
 
-    from segscope.methods import list_models
+    from segscope.factory import ensure_registered
     from segscope.registry import REGISTRY
 
     cv2.setNumThreads(1)
     threadpool_limits(1)  # BLAS / OpenMP pools of numpy, scipy, scikit-learn
-    list_models()
+    ensure_registered()
     for e in entries:
         if e.name not in REGISTRY:
-            REGISTRY.register(e.name, family=e.family, task=e.task, paper=e.paper, **e.defaults)(e.builder)
+            REGISTRY.add(e)
 
 
 def _note(bar: tqdm, record: dict[str, Any]) -> None:
@@ -243,13 +249,18 @@ def _note(bar: tqdm, record: dict[str, Any]) -> None:
 
 def environment() -> dict[str, Any]:
     """Machine and library versions, so a bench can be reproduced."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import numpy
     import scipy
     import skimage
     import sklearn
     import torch
 
-    from segscope import __version__
+    try:
+        __version__ = version("segscope")
+    except PackageNotFoundError:
+        __version__ = "unknown"
 
     try:
         memory_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)

@@ -178,7 +178,7 @@ def snake_mask(
     return draw.polygon2mask(grey.shape, contour)
 
 
-@register("chan_vese", family="classical", task="binary", paper="Chan & Vese, IEEE TIP 2001")
+@register("chan_vese", paper="Chan & Vese, IEEE TIP 2001")
 class ChanVese(BinarySegmenter):
     """Chan–Vese active contour without edges (tuned: mu, lambda2, polarity)."""
 
@@ -195,7 +195,7 @@ class ChanVese(BinarySegmenter):
         )
 
 
-@register("morph_chan_vese", family="classical", task="binary", paper="Marquez-Neila et al., TPAMI 2014")
+@register("morph_chan_vese", paper="Marquez-Neila et al., TPAMI 2014")
 class MorphChanVese(BinarySegmenter):
     """Morphological Chan–Vese (tuned: iterations, smoothing, lambda2, polarity)."""
 
@@ -209,7 +209,7 @@ class MorphChanVese(BinarySegmenter):
         return morph_chan_vese_mask(to_grey(image), **params)
 
 
-@register("morph_geodesic", family="classical", task="binary", paper="Marquez-Neila et al., TPAMI 2014")
+@register("morph_geodesic", paper="Marquez-Neila et al., TPAMI 2014")
 class MorphGeodesic(BinarySegmenter):
     """Morphological geodesic active contour (tuned: start shape and balloon, edge scale, polarity)."""
 
@@ -228,7 +228,7 @@ class MorphGeodesic(BinarySegmenter):
         return morph_geodesic_mask(to_grey(image), **params)
 
 
-@register("snake", family="classical", task="binary", paper="Kass, Witkin & Terzopoulos, IJCV 1988")
+@register("snake", paper="Kass, Witkin & Terzopoulos, IJCV 1988")
 class Snake(BinarySegmenter):
     """Kass snake from a circle or box (tuned: start shape, elasticity, rigidity, line weight,
     polarity)."""

@@ -198,7 +198,7 @@ def grabcut_mask(
     return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
 
 
-@register("graphcut", family="classical", task="binary", paper="Boykov & Jolly, ICCV 2001")
+@register("graphcut", paper="Boykov & Jolly, ICCV 2001")
 class GraphCut(BinarySegmenter):
     """Binary graph cut: colour-histogram unaries learned on the training split (the image's own Otsu
     split before fitting) and contrast-sensitive smoothness (tuned: smoothness, histogram bins)."""
@@ -238,7 +238,7 @@ class GraphCut(BinarySegmenter):
         )
 
 
-@register("alpha_expansion", family="classical", task="semantic", paper="Boykov, Veksler & Zabih, TPAMI 2001")
+@register("alpha_expansion", paper="Boykov, Veksler & Zabih, TPAMI 2001")
 class AlphaExpansion(SemanticSegmenter):
     """Multi-label graph cut: unaries from a per-pixel classifier trained on the training split,
     contrast-sensitive Potts smoothness (tuned: smoothness). Options ``pixels_per_image`` (classifier
@@ -287,7 +287,7 @@ class AlphaExpansion(SemanticSegmenter):
         )
 
 
-@register("grabcut", family="classical", task="binary", paper="Rother, Kolmogorov & Blake, SIGGRAPH 2004")
+@register("grabcut", paper="Rother, Kolmogorov & Blake, SIGGRAPH 2004")
 class GrabCut(BinarySegmenter):
     """Box-initialised GrabCut (tuned: box margin, iterations, polarity: object inside or outside)."""
 

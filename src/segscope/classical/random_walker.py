@@ -61,7 +61,7 @@ def random_walker_mask(
         return segmentation.random_walker(grey, seeds, beta=beta, mode="cg_j", tol=tol) == 2
 
 
-@register("random_walker", family="classical", task="binary", paper="Grady, TPAMI 2006")
+@register("random_walker", paper="Grady, TPAMI 2006")
 class RandomWalker(BinarySegmenter):
     """Random walker from intensity-quantile seeds (tuned: seed quantiles, beta, polarity)."""
 

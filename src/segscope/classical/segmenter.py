@@ -28,6 +28,7 @@ from segscope.segmenter import Segmenter
 
 if TYPE_CHECKING:
     from segscope.data.dataset import SegmentationDataset
+    from segscope.run_config import RunConfig
 
 __all__ = ["BinarySegmenter", "ClassicalSegmenter", "SemanticSegmenter", "to_grey"]
 
@@ -243,15 +244,18 @@ class ClassicalSegmenter(Segmenter):
             return list(pool.map(_predict_with, itertools.repeat(self, len(images)), images, chunksize=chunk))
 
     # -- persistence ---------------------------------------------------------------------------
-    def state(self) -> dict[str, Any]:
-        return {**super().state(), "task": self.task, "params": self.params, "model": self.model}
+    def run_config(self) -> RunConfig:
+        config = super().run_config()
+        config.model.update(params=self.params, state=self.model)
+        return config
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> ClassicalSegmenter:
-        """Rebuild from :meth:`state` (what ``segmenter.json`` holds)."""
-        seg = cls(state["num_classes"], **state.get("options", {}))
-        seg.params = {**seg.params, **state.get("params", {})}
-        seg.model = state.get("model")
+    def from_config(cls, config: RunConfig, run_dir: str | Path | None = None) -> ClassicalSegmenter:
+        """Rebuild from the run config: options, tuned ``params`` and learned ``state``."""
+        seg = cls(config.model["num_classes"], **config.model.get("options", {}))
+        seg.params = {**seg.params, **config.model.get("params", {})}
+        seg.model = config.model.get("state")
+        seg.history = list(config.history)
         return seg
 
 

@@ -126,7 +126,7 @@ class SuperpixelLabelling(SemanticSegmenter):
         return label_superpixels(regions, probs.argmax(axis=1))
 
 
-@register("slic", family="classical", task="semantic", paper="Achanta et al., TPAMI 2012")
+@register("slic", paper="Achanta et al., TPAMI 2012")
 class Slic(SuperpixelLabelling):
     """SLIC superpixels labelled by a classifier trained on the training split."""
 
@@ -135,7 +135,7 @@ class Slic(SuperpixelLabelling):
     superpixels = staticmethod(slic_superpixels)
 
 
-@register("felzenszwalb", family="classical", task="semantic", paper="Felzenszwalb & Huttenlocher, IJCV 2004")
+@register("felzenszwalb", paper="Felzenszwalb & Huttenlocher, IJCV 2004")
 class Felzenszwalb(SuperpixelLabelling):
     """Felzenszwalb superpixels labelled by a classifier trained on the training split."""
 
@@ -144,7 +144,7 @@ class Felzenszwalb(SuperpixelLabelling):
     superpixels = staticmethod(felzenszwalb_superpixels)
 
 
-@register("quickshift", family="classical", task="semantic", paper="Vedaldi & Soatto, ECCV 2008")
+@register("quickshift", paper="Vedaldi & Soatto, ECCV 2008")
 class Quickshift(SuperpixelLabelling):
     """Quickshift superpixels labelled by a classifier trained on the training split."""
 

@@ -70,7 +70,7 @@ def adaptive_mask(
     return grey > filters.threshold_local(grey, block_size=block_size, offset=offset, method=method)
 
 
-@register("otsu", family="classical", task="binary", paper="Otsu, IEEE Trans. SMC 1979")
+@register("otsu", paper="Otsu, IEEE Trans. SMC 1979")
 class Otsu(BinarySegmenter):
     """Otsu's global threshold (tuned: smoothing, polarity)."""
 
@@ -81,7 +81,7 @@ class Otsu(BinarySegmenter):
         return otsu_mask(to_grey(image), **params)
 
 
-@register("adaptive_threshold", family="classical", task="binary", paper="scikit-image threshold_local")
+@register("adaptive_threshold", paper="scikit-image threshold_local")
 class AdaptiveThreshold(BinarySegmenter):
     """Local (adaptive) threshold (tuned: block size, offset, polarity)."""
 
@@ -92,7 +92,7 @@ class AdaptiveThreshold(BinarySegmenter):
         return adaptive_mask(to_grey(image), **params)
 
 
-@register("multiotsu", family="classical", task="semantic", paper="Liao, Chen & Chung, JISE 2001")
+@register("multiotsu", paper="Liao, Chen & Chung, JISE 2001")
 class MultiOtsu(SemanticSegmenter):
     """Multi-Otsu intensity bins, each mapped to the class most of its training pixels have.
 

@@ -93,7 +93,7 @@ def watershed_instances(
     return instances.astype(np.int64), instances > 0
 
 
-@register("watershed", family="classical", task="binary", paper="Beucher & Meyer 1993")
+@register("watershed", paper="Beucher & Meyer 1993")
 class Watershed(BinarySegmenter):
     """Marker-controlled watershed; foreground minus watershed lines (tuned: markers, smoothing, h,
     polarity). :meth:`predict_instances` gives the instance map."""

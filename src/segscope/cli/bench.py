@@ -117,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the bench and print the leaderboard."""
     from segscope.bench import BenchPlan, expand_methods, run_bench
     from segscope.data import open_dataset
-    from segscope.engine.validation import parse_split_spec
+    from segscope.data.splits import parse_split_spec
+    from segscope.report import render_bench_report
 
     probe = open_dataset(
         args.data, parse_split_spec(args.split)[0] if args.split else None, format=args.format
@@ -140,7 +141,12 @@ def run(args: argparse.Namespace) -> int:
     )
     plan.command = command_line(plan, args.out)
     results = run_bench(plan, args.out, progress=not args.quiet)
-    print(leaderboard_text(results))
+    render_bench_report(args.out, results=results)
+    boards = [b for b in results["boards"] if b["leaderboard"]] or results["boards"][:1]
+    for board in boards:
+        if len(boards) > 1:
+            print(f"\n{board['task']} methods:")
+        print(leaderboard_text({**results, **board}))
     for method, rows in results["errors"].items():
         print(f"{method}: failed on {len(rows)} fold(s): {rows[0]['message']}")
     for method, why in results["plan"].get("skipped", {}).items():

@@ -28,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from segscope.bench import BenchPlan, run_bench
-    from segscope.methods import list_models
+    from segscope.factory import list_models
+    from segscope.report import render_bench_report
 
     available = set(list_models())
     methods = [m for m in DEMO_METHODS if m in available]
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         command=f"segscope demo --out {args.out}",
     )
     results = run_bench(plan, args.out, progress=not args.quiet)
+    render_bench_report(args.out, results=results)
     print(f"\n{'method':<22}{'pixel error':>13}{'Rand error':>12}{'mean IoU':>10}{'fit s':>8}")
     for e in results["leaderboard"]:
         print(

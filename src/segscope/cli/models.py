@@ -13,13 +13,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segscope.methods import list_models
-    from segscope.registry import REGISTRY
+    from segscope.factory import get_entry, list_models
 
     names = list_models(family=args.family, task=args.task)
     width = max((len(n) for n in names), default=4) + 2
     print(f"{'name':<{width}}{'family':<11}{'task':<10}summary")
     for name in names:
-        e = REGISTRY.get(name)
+        e = get_entry(name)
         print(f"{name:<{width}}{e.family:<11}{e.task:<10}{e.summary}")
     return 0

@@ -40,6 +40,20 @@ def expand_images(paths: list[str]) -> list[Path]:
     return out
 
 
+def label_image(output, palette):
+    """``(PNG-ready label map, overlay palette)`` of a method's output: class indices as uint8, or for
+    :class:`~segscope.types.Instances` the instance-id map (uint16, 0 = background) with one colour each."""
+    import numpy as np
+
+    from segscope.data import default_palette
+    from segscope.types import Instances
+
+    if isinstance(output, Instances):
+        ids = output.to_label_map()
+        return ids.astype(np.uint16), default_palette(max(len(output) + 1, 3))
+    return output.astype(np.uint8 if int(output.max(initial=0)) < 256 else np.uint16), palette
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -54,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     palette = default_palette(seg.num_classes)
     for path in tqdm(images, desc="predict", disable=args.quiet):
         image = read_image(path)
-        labels = seg.predict(image)
-        write_png(out / f"{path.stem}.png", labels.astype("uint8"))
-        write_png(out / f"{path.stem}_overlay.png", overlay(image, labels, palette, alpha=args.alpha))
+        labels, pal = label_image(seg.predict(image), palette)
+        write_png(out / f"{path.stem}.png", labels)
+        write_png(out / f"{path.stem}_overlay.png", overlay(image, labels, pal, alpha=args.alpha))
     print(f"{len(images)} predictions written to {out}")
     return 0

@@ -96,8 +96,8 @@ def _add_train_parser(verbs: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train an oracle and print its held-out agreement."""
-    from segscope.bench.cell import holdout_split
     from segscope.data import open_dataset
+    from segscope.data.splits import holdout_split
     from segscope.oracle import train_oracle
 
     train = open_dataset(args.data, args.split, format=args.format)

@@ -45,15 +45,13 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from segscope.cli.common import parse_options
-    from segscope.cli.predict import expand_images
+    from segscope.cli.predict import expand_images, label_image
     from segscope.data import default_palette, read_image
     from segscope.errors import UserError
-    from segscope.methods import _ensure_registered, create_segmenter
-    from segscope.registry import REGISTRY
+    from segscope.factory import create_segmenter, get_entry
     from segscope.visualize import overlay, write_png
 
-    _ensure_registered()
-    entry = REGISTRY.get(args.method)
+    entry = get_entry(args.method)
     if entry.family != "classical":
         raise UserError(
             f"--method {args.method}: segment runs classical methods; train deep models with `segscope train`"
@@ -83,11 +81,10 @@ def run(args: argparse.Namespace) -> int:
                 raise
             except ValueError as exc:  # a bad option value reaches the algorithm
                 raise UserError(f"--method {args.method}: {exc}") from None
-            for path, image, lab in zip(batch, images, labels):
-                write_png(
-                    out / f"{path.stem}.png", lab.astype("uint8" if seg.num_classes <= 256 else "uint16")
-                )
-                write_png(out / f"{path.stem}_overlay.png", overlay(image, lab, palette, alpha=args.alpha))
+            for path, image, output in zip(batch, images, labels):
+                lab, pal = label_image(output, palette)
+                write_png(out / f"{path.stem}.png", lab)
+                write_png(out / f"{path.stem}_overlay.png", overlay(image, lab, pal, alpha=args.alpha))
                 if args.instances:
                     write_png(
                         out / f"{path.stem}_instances.png", seg.predict_instances(image).astype("uint16")

@@ -3,37 +3,47 @@
 from __future__ import annotations
 
 import argparse
+import platform
 import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from segscope.cli.common import add_data_arguments, parse_duration, parse_options
+from segscope.data.dataset import SegmentationDataset
 from segscope.errors import UserError
+from segscope.io import write_json_atomic
 
-TRAIN_FLAGS = {  # flag -> TrainConfig field
-    "epochs": int,
-    "batch_size": int,
-    "lr": float,
-    "optimizer": str,
-    "weight_decay": float,
-    "schedule": str,
-    "loss": str,
-    "class_weights": str,
-    "sampler": str,
-    "crop_max_ratio": float,
-    "freeze_encoder_epochs": int,
-    "encoder_lr_scale": float,
-    "augment": str,
-    "crop_size": str,
-    "resize": str,
-    "early_stopping": int,
-    "seed": int,
-    "accumulate": int,
-    "device": str,
-    "num_workers": int,
-}
-SEGMENTER_FLAGS = ("decision", "cost_matrix", "pretrained")  # options of the segmenter / model builder
+# Flags that set an option of the same name (``--early-stopping`` sets ``early_stopping_patience``); the
+# factory sorts options into the run config's sections (segscope.factory.split_options).
+OPTION_FLAGS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "weight_decay",
+    "schedule",
+    "loss",
+    "class_weights",
+    "sampler",
+    "crop_max_ratio",
+    "freeze_encoder_epochs",
+    "encoder_lr_scale",
+    "augment",
+    "crop_size",
+    "resize",
+    "early_stopping",
+    "seed",
+    "accumulate",
+    "device",
+    "num_workers",
+    "decision",
+    "cost_matrix",
+    "pretrained",
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -122,24 +132,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def collect_options(args: argparse.Namespace) -> dict:
-    """Method options from --config, then flags, then --option (later wins)."""
+    """Method options from --config, then flags, then --option (later wins).
+
+    A YAML config holds flat options (``epochs: 20``, ``base_channels: 16``, ``decision: prior``) and/or
+    whole sections (``model:``, ``train:``, ``decision:``, ``stages:``), as ``segmenter.json`` does."""
     options: dict = {}
     if args.config:
-        from segscope.engine.config import SEGMENTER_OPTIONS, TrainConfig
-
-        options.update(TrainConfig.from_yaml(args.config).to_dict())
-        import yaml
-
-        raw = yaml.safe_load(Path(args.config).read_text()) or {}
-        options.update({k: raw[k] for k in SEGMENTER_OPTIONS if k in raw})
-        options.update(raw.get("model_options", {}))
-    for flag in TRAIN_FLAGS:
+        options.update(read_config_file(Path(args.config)))
+    for flag in OPTION_FLAGS:
         value = getattr(args, flag, None)
         if value is not None:
             options["early_stopping_patience" if flag == "early_stopping" else flag] = value
-    for flag in SEGMENTER_FLAGS:
-        if getattr(args, flag, None) is not None:
-            options[flag] = getattr(args, flag)
     if getattr(args, "amp", None):
         options["amp"] = True
     if getattr(args, "time_budget", None):
@@ -148,10 +151,27 @@ def collect_options(args: argparse.Namespace) -> dict:
     return options
 
 
+def read_config_file(path: Path) -> dict:
+    """A YAML config as options (``model_options:`` of older configs becomes the ``model`` section)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise UserError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of options")
+    data.pop("method", None)
+    if isinstance(data.get("model_options"), dict):
+        data["model"] = {**data.pop("model_options"), **(data.get("model") or {})}
+    return data
+
+
 def run(args: argparse.Namespace) -> int:
-    from segscope.methods import create_segmenter
-    from segscope.registry import REGISTRY
-    from segscope.runs import finish_run, train_val_datasets
+    from segscope.data.splits import train_val_datasets
+    from segscope.factory import create_segmenter
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.resume:
@@ -164,7 +184,6 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and not (out / "last_state.pt").exists():
         raise UserError(f"{out}: nothing to resume (no last_state.pt)")
     options = collect_options(args)
-    entry = REGISTRY.get(args.model) if args.model in REGISTRY else None
     train, val = train_val_datasets(
         args.data,
         format=args.format,
@@ -178,7 +197,6 @@ def run(args: argparse.Namespace) -> int:
         val.validate()
     channels = train.load_image(0).shape[2]
     seg = create_segmenter(args.model, num_classes=train.num_classes, in_channels=channels, **options)
-    del entry
     print(
         f"training {args.model} on {len(train)} images ({train.name}), validating on {len(val) if val else 0}"
     )
@@ -200,6 +218,7 @@ def run_cv(args: argparse.Namespace) -> int:
     """``train --cv SPEC``: one fit per fold through the bench runner (splits saved, cells resumable)."""
     from segscope.bench import BenchPlan, run_bench
     from segscope.cli.bench import leaderboard_text
+    from segscope.report import render_bench_report
 
     options = collect_options(args)
     plan = BenchPlan(
@@ -214,6 +233,7 @@ def run_cv(args: argparse.Namespace) -> int:
         command="segscope " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     results = run_bench(plan, args.out, progress=not args.quiet)
+    render_bench_report(args.out, results=results)
     for method, rows in results["errors"].items():
         raise UserError(f"{method} failed on {len(rows)} fold(s): {rows[0]['message']}")
     keys = results["metric_keys"]
@@ -223,3 +243,53 @@ def run_cv(args: argparse.Namespace) -> int:
     print(leaderboard_text(results))
     print(f"cross-validation written to {args.out} (report: {Path(args.out) / 'report.html'})")
     return 0
+
+
+def finish_run(
+    segmenter,
+    run_dir: Path,
+    val: SegmentationDataset | None,
+    *,
+    command: str,
+    progress: bool = True,
+    fit_seconds: float = 0.0,
+    overlays: int = 4,
+) -> dict[str, Any]:
+    """Save the segmenter, evaluate on ``val``, write ``metrics.json`` and ``report.html`` in ``run_dir``."""
+    from segscope.evaluation import evaluate_segmenter
+    from segscope.report import render_run_report
+
+    segmenter.save(run_dir)
+    metrics: dict[str, Any] = {}
+    predictions: list[np.ndarray] = []
+    if val is not None and val.has_masks:
+        metrics = evaluate_segmenter(segmenter, val, progress=progress, keep_predictions=overlays)
+        predictions = metrics.pop("predictions", [])
+    summary = {
+        "method": segmenter.name,
+        "fit_seconds": round(fit_seconds, 2),
+        "num_parameters": segmenter.num_parameters,
+        "command": command,
+        "python": sys.version.split()[0],
+        "machine": platform.platform(),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "metrics": {k: v for k, v in metrics.items() if k != "per_image"},
+        "per_image": metrics.get("per_image", []),
+    }
+    write_json_atomic(run_dir / "metrics.json", summary)
+
+    panels = (
+        [(val.stems[i], val.load_image(i), val.load_mask(i), p) for i, p in enumerate(predictions)]
+        if val
+        else []
+    )
+    render_run_report(
+        run_dir,
+        run_dir / "report.html",
+        metrics=summary,
+        history=segmenter.history,
+        overlays=panels,
+        palette=val.palette if val is not None else None,
+        class_names=val.classes if val is not None else None,
+    )
+    return summary

@@ -4,18 +4,34 @@ Arrays, not tensors: ``dataset[i]`` is ``(image, mask)`` with ``image`` an ``(H,
 (``C`` = 1 for grey, 3 for colour) and ``mask`` an ``(H, W)`` int64 array of class indices (or the
 ignore index). Classical methods use it as is; deep models wrap it in
 :class:`segscope.data.torch_dataset.TorchSegmentationDataset`.
+
+Every image of a dataset comes out with the same channel count, :attr:`SegmentationDataset.channels`:
+the majority over the image files' headers (read without decoding pixels; a tie counts as colour).
+In a mostly-colour dataset grey images are promoted to RGB (the grey channel replicated); in a
+mostly-grey dataset the odd colour image is converted to grey with the ITU-R 601 luma
+(``L = 0.299 R + 0.587 G + 0.114 B``, as PIL's ``convert("L")``). Subsets and folds keep the channel
+count of the dataset they come from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import re
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from segscope.data.masks import MaskCodec
 from segscope.errors import DataError
+
+if TYPE_CHECKING:
+    from segscope.types import Instances
+
+_INSTANCE_IDS = MaskCodec("index")  # instance-id PNGs decode as raw ids (8/16-bit grey or palette)
 
 
 @dataclass(frozen=True)
@@ -31,13 +47,18 @@ class Sample:
         return self.image.stem
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as ``(H, W, C)`` uint8 with C in {1, 3}; a clear DataError if unreadable."""
+def read_image(path: str | Path, channels: int | None = None) -> np.ndarray:
+    """Read an image file as ``(H, W, C)`` uint8 with C in {1, 3}; a clear DataError if unreadable.
+
+    ``channels`` (1 or 3) converts the image to that count: grey to colour by replicating the channel,
+    colour to grey by the ITU-R 601 luma. A header claiming more pixels than PIL's decompression-bomb
+    limit is a DataError saying so (PIL's warning for merely large images is silenced).
+    """
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     try:
-        with Image.open(path) as im:
+        with pil_guard(path), Image.open(path) as im:
             im.load()
             if im.mode in ("L", "1", "P") and not _palette_is_colour(im):
                 arr = np.asarray(im.convert("L"))[..., None]
@@ -47,15 +68,98 @@ def read_image(path: str | Path) -> np.ndarray:
                 arr = np.asarray(im.convert("RGB"))
     except FileNotFoundError:
         raise DataError(f"{path}: image file not found") from None
+    except DataError:  # from pil_guard: already one line naming the file
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{path}: cannot read image ({_short(exc)})") from None
+    if channels is not None and arr.shape[2] != channels:
+        arr = convert_channels(arr, channels)
     return np.array(arr, dtype=np.uint8, order="C")  # a writable copy (PIL arrays are read-only)
 
 
-def _palette_is_colour(im) -> bool:
+def convert_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """``(H, W, 1)`` <-> ``(H, W, 3)`` uint8: grey replicated to RGB, or RGB to ITU-R 601 luma."""
+    if image.shape[2] == channels:
+        return image
+    if image.shape[2] == 1 and channels == 3:
+        return np.repeat(image, 3, axis=2)
+    if image.shape[2] == 3 and channels == 1:
+        rgb = image.astype(np.uint32)
+        luma = (rgb[..., 0] * 299 + rgb[..., 1] * 587 + rgb[..., 2] * 114 + 500) // 1000
+        return luma.astype(np.uint8)[..., None]
+    raise ValueError(f"cannot convert a {image.shape[2]}-channel image to {channels} channels")
+
+
+def image_channels(path: str | Path) -> int | None:
+    """Channels :func:`read_image` gives for ``path`` (1 or 3), from the file's header only (no pixels
+    decoded); ``None`` when the header is unreadable (reading the image then reports why)."""
+    from PIL import Image
+
+    try:
+        with pil_guard(path), Image.open(path) as im:
+            if im.mode in ("L", "1", "P") and not _palette_is_colour(im, header_only=True):
+                return 1
+            return 1 if im.mode in ("I;16", "I;16B", "I", "F") else 3
+    except (DataError, OSError, SyntaxError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def pil_guard(path: str | Path) -> Iterator[None]:
+    """Around PIL reads: a header over PIL's decompression-bomb limit becomes a one-line DataError
+    naming ``path`` and its claimed size; the DecompressionBombWarning for large images is silenced."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            yield
+        except Image.DecompressionBombError as exc:
+            limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+            size = _claimed_size(Path(path))
+            if size is not None:
+                claimed = f"{size[0]}x{size[1]} = {size[0] * size[1] / 1e6:,.0f} megapixels"
+            else:
+                m = re.search(r"\((\d+) pixels\)", str(exc))
+                claimed = f"{int(m.group(1)) / 1e6:,.0f} megapixels" if m else "too many pixels"
+            raise DataError(
+                f"{path}: image too large: its header claims {claimed}, over the limit of "
+                f"{limit / 1e6:,.0f} megapixels (a corrupt or malicious file, or split it into tiles)"
+            ) from None
+
+
+def _claimed_size(path: Path) -> tuple[int, int] | None:
+    """Width and height from the header, bypassing PIL's size check (which only reports pixels)."""
+    from PIL import Image
+
+    try:
+        Image.init()
+        with open(path, "rb") as fp:
+            prefix = fp.read(16)
+            for fmt in Image.ID:
+                factory, accept = Image.OPEN[fmt]
+                ok = accept is None or accept(prefix)
+                if not ok or isinstance(ok, str):
+                    continue
+                try:
+                    fp.seek(0)
+                    return tuple(factory(fp, str(path)).size)
+                except Exception:  # noqa: BLE001 - not this format; try the next plugin
+                    continue
+    except Exception:  # noqa: BLE001 - best effort: the message then gives the pixel count
+        return None
+    return None
+
+
+def _palette_is_colour(im, *, header_only: bool = False) -> bool:
     if im.mode != "P":
         return False
-    pal = np.asarray(im.getpalette() or [], dtype=np.int64).reshape(-1, 3)
+    raw = im.palette.getdata() if header_only and im.palette is not None else None
+    if raw is not None and raw[0] == "RGB":  # the header's palette: no pixel decoding
+        pal = np.frombuffer(bytes(raw[1]), dtype=np.uint8).astype(np.int64)
+        pal = pal[: len(pal) // 3 * 3].reshape(-1, 3)
+    else:
+        pal = np.asarray(im.getpalette() or [], dtype=np.int64).reshape(-1, 3)
     return bool(pal.size) and bool(np.any(pal[:, 0] != pal[:, 1]) or np.any(pal[:, 1] != pal[:, 2]))
 
 
@@ -82,6 +186,11 @@ class SegmentationDataset(Sequence):
     ignore_index : mask value excluded from losses and metrics, or ``None``.
     name : a short name for reports.
     palette : ``(K, 3)`` uint8 colours for overlays; a default palette when ``None``.
+    channels : 1 or 3, the channel count every loaded image is converted to; when ``None``, the
+        majority over the image headers, computed on first use (see the module docstring).
+    task : ``"semantic"`` (mask files hold class indices) or ``"instance"`` (mask files are instance-id
+        maps, 0 = background: :meth:`load_mask` gives the semantic map, instance > 0 -> class 1, and
+        :meth:`load_instances` the :class:`~segscope.types.Instances`).
     """
 
     def __init__(
@@ -94,9 +203,17 @@ class SegmentationDataset(Sequence):
         name: str = "",
         palette: np.ndarray | None = None,
         root: Path | None = None,
+        channels: int | None = None,
+        task: str = "semantic",
     ) -> None:
+        if task not in ("semantic", "instance"):
+            raise ValueError(f"task must be 'semantic' or 'instance', got {task!r}")
+        self.task = task
         if len(classes) < 2:
             raise DataError(f"{root or name or 'dataset'}: need at least 2 classes, got {list(classes)}")
+        if channels not in (None, 1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+        self._channels = channels
         self.samples = list(samples)
         self.classes = list(classes)
         self.codec = codec or MaskCodec()
@@ -130,16 +247,27 @@ class SegmentationDataset(Sequence):
     def has_masks(self) -> bool:
         return all(s.mask is not None for s in self.samples)
 
+    @property
+    def channels(self) -> int:
+        """Channels of every loaded image: the majority over the image headers (ties: 3)."""
+        if self._channels is None:
+            counts = {1: 0, 3: 0, None: 0}
+            for s in self.samples:
+                counts[image_channels(s.image)] += 1
+            self._channels = 1 if counts[1] > counts[3] else 3
+        return self._channels
+
     # -- loading --------------------------------------------------------------------------------
     def load_image(self, index: int) -> np.ndarray:
-        return read_image(self.samples[index].image)
+        return read_image(self.samples[index].image, channels=self.channels)
 
     def load_mask(self, index: int, *, image_shape: tuple[int, ...] | None = None) -> np.ndarray:
         """Decode sample ``index``'s mask to ``(H, W)`` int64, checking values and (optionally) size."""
         sample = self.samples[index]
         if sample.mask is None:
             raise DataError(f"{sample.image}: no mask for this image")
-        mask = self.codec.decode(sample.mask)
+        with pil_guard(sample.mask):
+            mask = self.codec.decode(sample.mask)
         bad = (mask < 0) | (mask >= self.num_classes)
         if self.ignore_index is not None:
             bad &= mask != self.ignore_index
@@ -155,6 +283,28 @@ class SegmentationDataset(Sequence):
                 f"{sample.image.name} size {image_shape[1]}x{image_shape[0]}"
             )
         return mask
+
+    def load_instances(self, index: int, *, image_shape: tuple[int, ...] | None = None) -> Instances:
+        """Sample ``index``'s objects as :class:`~segscope.types.Instances` (instance datasets only):
+        one mask per non-zero id of its instance-id PNG (8- or 16-bit grey, or palette indices), taken in
+        increasing id order, each of class 1."""
+        from segscope.types import Instances
+
+        sample = self.samples[index]
+        if self.task != "instance":
+            raise DataError(f"{self.root or self.name}: not an instance dataset (task {self.task!r})")
+        if sample.mask is None:
+            raise DataError(f"{sample.image}: no instance map for this image")
+        with pil_guard(sample.mask):
+            ids = _INSTANCE_IDS.decode(sample.mask)
+        if ids.min(initial=0) < 0:
+            raise DataError(f"{sample.mask}: negative instance ids")
+        if image_shape is not None and tuple(ids.shape) != tuple(image_shape[:2]):
+            raise DataError(
+                f"{sample.mask}: instance map size {ids.shape[1]}x{ids.shape[0]} differs from image "
+                f"{sample.image.name} size {image_shape[1]}x{image_shape[0]}"
+            )
+        return Instances.from_label_map(ids)
 
     def validate(self) -> None:
         """Read every pair once; raise :class:`DataError` naming the first bad file."""
@@ -176,6 +326,8 @@ class SegmentationDataset(Sequence):
             name=self.name if name is None else name,
             palette=self.palette,
             root=self.root,
+            channels=self.channels,  # a fold converts its images as the whole dataset does
+            task=self.task,
         )
         return sub
 
@@ -188,6 +340,8 @@ class SegmentationDataset(Sequence):
             name=self.name,
             palette=self.palette,
             root=self.root,
+            channels=self.channels,
+            task=self.task,
         )
 
     def class_pixel_counts(self) -> np.ndarray:
@@ -206,6 +360,7 @@ class SegmentationDataset(Sequence):
             "num_samples": len(self),
             "classes": self.classes,
             "ignore_index": self.ignore_index,
+            "task": self.task,
         }
 
     def __repr__(self) -> str:

@@ -9,6 +9,10 @@ isbi       the folder layout of ISBI 2012 (0 = membrane, 255 = cell interior) wi
 camvid     ``train/`` + ``trainannot/``, ``val/`` + ``valannot/`` (SegNet split): 11 classes, 11 = ignore.
 voc        ``JPEGImages/``, ``SegmentationClass/`` palette PNGs, ``ImageSets/Segmentation/*.txt``;
            21 classes, 255 = ignore.
+instance   ``images/`` + ``instances/`` (no ``masks/``; optionally in ``train/``, ``val/``, ``test/``):
+           instance-id PNGs, 8- or 16-bit, 0 = background, each other value one object (CVPPP).
+           ``task == "instance"``; classes background / object; ``load_mask`` gives instance > 0 and
+           ``load_instances`` the :class:`~segscope.types.Instances`.
 =========  ====================================================================================
 
 An optional ``dataset.yaml`` in the root overrides class names, ignore index, mask mode and palette::
@@ -26,12 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from segscope.data.dataset import Sample, SegmentationDataset
+from segscope.data.dataset import Sample, SegmentationDataset, pil_guard
 from segscope.data.masks import MaskCodec
 from segscope.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-FORMATS = ("auto", "folder", "isbi", "camvid", "voc")
+FORMATS = ("auto", "folder", "isbi", "camvid", "voc", "instance")
+INSTANCE_CLASSES = ["background", "object"]
 
 CAMVID_CLASSES = [
     "Sky",
@@ -94,6 +99,9 @@ def detect_format(root: str | Path) -> str:
         return "voc"
     if (root / "train").is_dir() and (root / "trainannot").is_dir():
         return "camvid"
+    instance_splits = _instance_splits(root)
+    if instance_splits and not any((p / "masks").is_dir() for p in instance_splits.values()):
+        return "instance"
     if _folder_splits(root):
         return "isbi" if "isbi" in root.name.lower() else "folder"
     raise DataError(
@@ -108,12 +116,25 @@ def _folder_splits(root: Path) -> dict[str, Path]:
     return {s: root / s for s in ("train", "val", "test") if (root / s / "images").is_dir()}
 
 
+def _instance_splits(root: Path) -> dict[str, Path]:
+    """Split name -> folder holding ``images/`` + ``instances/`` (the instance layout)."""
+    if (root / "images").is_dir() and (root / "instances").is_dir():
+        return {"all": root}
+    return {
+        s: root / s
+        for s in ("train", "val", "test")
+        if (root / s / "images").is_dir() and (root / s / "instances").is_dir()
+    }
+
+
 def available_splits(root: str | Path, format: str = "auto") -> list[str]:
     """Split names ``open_dataset`` accepts for ``root``."""
     root = Path(root)
     fmt = detect_format(root) if format == "auto" else format
     if fmt in ("folder", "isbi"):
         return list(_folder_splits(root))
+    if fmt == "instance":
+        return list(_instance_splits(root))
     if fmt == "camvid":
         return [s for s in ("train", "val", "test") if (root / s).is_dir() and (root / f"{s}annot").is_dir()]
     if fmt == "voc":
@@ -138,6 +159,8 @@ def open_dataset(root: str | Path, split: str | None = None, *, format: str = "a
         ds = _open_camvid(root, split)
     elif fmt == "voc":
         ds = _open_voc(root, split)
+    elif fmt == "instance":
+        ds = _open_instance(root, split)
     else:
         ds = _open_folder(root, split, fmt, meta)
     if meta:
@@ -170,32 +193,101 @@ def _open_folder(root: Path, split: str, fmt: str, meta: dict) -> SegmentationDa
     if fmt == "isbi":
         classes, codec, name = ISBI_CLASSES, MaskCodec("binary"), "isbi2012"
     else:
-        codec, classes = _infer_codec_and_classes([m for _, m in pairs if m is not None][:16], meta)
+        codec, classes = _infer_codec_and_classes([m for _, m in pairs if m is not None], meta)
         name = root.name
     samples = [Sample(img, m, group=_group_of(img.stem)) for img, m in pairs]
     return SegmentationDataset(samples, classes, codec=codec, name=name, root=root)
 
 
-def _infer_codec_and_classes(masks: list[Path], meta: dict) -> tuple[MaskCodec, list[str]]:
-    """Binary if the sampled masks hold only {0, 255} (or {0, 1}), else class-index PNGs."""
-    from PIL import Image
+def _open_instance(root: Path, split: str) -> SegmentationDataset:
+    """``images/`` + ``instances/`` (instance-id PNGs, 0 = background, 8- or 16-bit): an instance dataset
+    whose semantic masks are ``instance > 0`` (classes background / object)."""
+    base = root if split == "all" else root / split
+    pairs = _pair_by_stem(base / "images", base / "instances")
+    samples = [Sample(img, m, group=_group_of(img.stem)) for img, m in pairs]
+    return SegmentationDataset(
+        samples,
+        INSTANCE_CLASSES,
+        codec=MaskCodec("binary", binary_threshold=0),  # any non-zero id is the object class
+        name=root.name,
+        root=root,
+        task="instance",
+    )
 
+
+def _infer_codec_and_classes(masks: list[Path], meta: dict) -> tuple[MaskCodec, list[str]]:
+    """Binary if all masks hold only {0, 255} (or {0, 1}), else class-index PNGs.
+
+    Every mask is scanned (values cached per file), so a stray label in one mask is reported with that
+    mask's name (see :func:`_check_stray_labels`) rather than guessed around.
+    """
     if meta.get("mask_mode") or meta.get("classes"):
         mode = meta.get("mask_mode", "index")
         colours = tuple(tuple(c) for c in meta.get("palette", ())) if mode == "rgb" else ()
         classes = meta.get("classes") or ["background", "foreground"]
         return MaskCodec(mode, colours=colours), list(classes)
-    values: set[int] = set()
-    for m in masks:
-        try:
-            with Image.open(m) as im:
-                values |= set(np.unique(np.asarray(im)).tolist()) if im.mode != "RGB" else {0, 1, 2}
-        except OSError:
-            raise DataError(f"{m}: cannot read mask") from None
+    per_mask = [(m, _mask_values(m)) for m in masks]
+    values: set[int] = set().union(*(v for _, v in per_mask))
+    _check_stray_labels(per_mask, values, meta.get("ignore_index"))
     if values <= {0, 255} or values <= {0, 1}:
         return MaskCodec("binary"), ["background", "foreground"]
     k = max(v for v in values if v != 255) + 1 if values - {255} else 2
     return MaskCodec("index"), [f"class{i}" for i in range(k)]
+
+
+_MASK_VALUES: dict[tuple[str, int, int], frozenset[int]] = {}
+
+
+def _mask_values(path: Path) -> frozenset[int]:
+    """The distinct raw values of a mask file, cached by (path, mtime, size)."""
+    from PIL import Image
+
+    try:
+        st = path.stat()
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        if key in _MASK_VALUES:
+            return _MASK_VALUES[key]
+        with pil_guard(path), Image.open(path) as im:
+            if im.mode == "RGB":
+                values = frozenset({0, 1, 2})
+            else:
+                a = np.asarray(im)
+                if a.dtype == np.uint8:
+                    found = np.flatnonzero(np.bincount(a.ravel(), minlength=256))
+                else:
+                    found = np.unique(a)
+                values = frozenset(int(v) for v in found.tolist())
+    except OSError:
+        raise DataError(f"{path}: cannot read mask") from None
+    if len(_MASK_VALUES) > 200_000:
+        _MASK_VALUES.clear()
+    _MASK_VALUES[key] = values
+    return values
+
+
+def _check_stray_labels(per_mask: list[tuple[Path, frozenset[int]]], values: set[int], ignore) -> None:
+    """Raise DataError naming the first mask holding a stray label: a value beyond a gap in the labels
+    (the labels run 0, 1, ..., r without a hole, 255 and the ignore index aside) that appears in only a
+    few masks (at most 1 in 20) -- e.g. a 7 in one mask of a 0/1 set, or a 128 in one of a 0/255 set."""
+    if len(per_mask) < 5:
+        return  # too few masks to tell a stray from a class
+    run = 0
+    while run in values:
+        run += 1
+    gap = values - set(range(run)) - {255, ignore}
+    few = max(1, len(per_mask) // 20)
+    holders = {v: [m for m, vals in per_mask if v in vals] for v in gap}
+    stray = sorted(v for v, ms in holders.items() if len(ms) <= few)
+    if not stray:
+        return
+    bad = [m for m, vals in per_mask if vals & set(stray)]
+    others = sorted(values - set(stray))
+    shown = ", ".join(map(str, others)) if len(others) <= 8 else f"{others[0]}..{others[-1]}"
+    more = f" (and {len(bad) - 1} other mask{'s' if len(bad) > 2 else ''})" if len(bad) > 1 else ""
+    raise DataError(
+        f"{bad[0]}: stray label value{'s' if len(stray) > 1 else ''} {stray}{more}: the other masks hold "
+        f"only {{{shown}}}; fix the mask, or declare classes and mask_mode in dataset.yaml"
+    )
 
 
 def _group_of(stem: str) -> str:
@@ -267,7 +359,15 @@ def _read_yaml(root: Path) -> dict:
 def _apply_meta(ds: SegmentationDataset, meta: dict, root: Path) -> SegmentationDataset:
     classes = meta.get("classes", ds.classes)
     codec = ds.codec
-    if "mask_mode" in meta or ("palette" in meta and meta.get("mask_mode") == "rgb"):
+    if ds.task == "instance":
+        if "mask_mode" in meta:
+            raise DataError(f"{root / 'dataset.yaml'}: mask_mode does not apply to an instance dataset")
+        if len(classes) != 2:
+            raise DataError(
+                f"{root / 'dataset.yaml'}: an instance dataset has 2 classes (background, object), "
+                f"got {list(classes)}"
+            )
+    elif "mask_mode" in meta or ("palette" in meta and meta.get("mask_mode") == "rgb"):
         mode = meta.get("mask_mode", codec.mode)
         colours = tuple(tuple(c) for c in meta.get("palette", ())) if mode == "rgb" else ()
         try:
@@ -287,4 +387,5 @@ def _apply_meta(ds: SegmentationDataset, meta: dict, root: Path) -> Segmentation
         name=meta.get("name", ds.name),
         palette=palette,
         root=root,
+        task=ds.task,
     )

@@ -20,6 +20,16 @@ def default_normalization(channels: int) -> tuple[tuple[float, ...], tuple[float
     return (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else (GREY_MEAN * channels, GREY_STD * channels)
 
 
+def model_normalization(model: object, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The normalisation ``model`` declares for its weights (``input_mean`` / ``input_std`` attributes,
+    one entry per input channel, as torchvision weights carry their transforms; e.g. the EfficientNet-Lite
+    encoders' [-1, 1] scaling), else :func:`default_normalization` (unchanged for every other model)."""
+    mean, std = getattr(model, "input_mean", None), getattr(model, "input_std", None)
+    if mean is None or std is None or len(mean) != channels or len(std) != channels:
+        return default_normalization(channels)
+    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+
+
 def resize_pair(image: np.ndarray, mask: np.ndarray | None, size: tuple[int, int]):
     """Resize an ``(H, W, C)`` image bilinearly (antialiased) and a mask by nearest neighbour."""
     import cv2
@@ -69,7 +79,7 @@ class TorchSegmentationDataset(torch.utils.data.Dataset):
         self.resize = resize
         self.fill_index = fill_index
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
-        channels = self._load(0)[0].shape[2] if len(dataset) else 3
+        channels = getattr(dataset, "channels", None) or (self._load(0)[0].shape[2] if len(dataset) else 3)
         default_mean, default_std = default_normalization(channels)
         self.mean = tuple(mean) if mean is not None else default_mean
         self.std = tuple(std) if std is not None else default_std

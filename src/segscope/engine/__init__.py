@@ -1,4 +1,4 @@
-"""Training engine: configuration, the training loop, checkpoints and validation splits."""
+"""Training engine: configuration, the training loop, checkpoints and per-epoch validation."""
 
 from segscope.engine.config import TrainConfig
 from segscope.engine.trainer import Trainer

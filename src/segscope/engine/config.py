@@ -11,8 +11,6 @@ from segscope.errors import UserError
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("poly", "onecycle", "constant")
-# Keys a YAML config may hold beside the training options: they configure the segmenter, not training.
-SEGMENTER_OPTIONS = ("decision", "cost_matrix", "pretrained", "inference_dtype")
 
 
 @dataclass(frozen=True)
@@ -119,9 +117,7 @@ class TrainConfig:
             raise UserError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
         if not isinstance(data, dict):
             raise UserError(f"{path}: expected a mapping of training options")
-        for key in ("model", "model_options", *SEGMENTER_OPTIONS):
-            data.pop(key, None)
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(data.get("train", data), source=str(path))
 
 
 def _pair(value: Any, name: str) -> tuple[int, int]:

@@ -33,6 +33,7 @@ from segscope.engine.config import TrainConfig
 from segscope.engine.overfitting import divergence_message
 from segscope.errors import TrainingDiverged, UserError
 from segscope.io import write_text_atomic
+from segscope.metrics.specs import higher_is_better
 
 
 def resolve_device(name: str) -> torch.device:
@@ -53,10 +54,6 @@ def lr_factor(progress: float, config: TrainConfig) -> float:
     if config.schedule == "poly":
         return (1.0 - q) ** config.poly_power
     return 0.5 * (1.0 + math.cos(math.pi * q))  # one-cycle's cosine annealing phase
-
-
-def higher_is_better(metric: str) -> bool:
-    return not any(word in metric for word in ("loss", "error"))
 
 
 class Trainer:
@@ -186,7 +183,13 @@ class Trainer:
                     )
                     self._set_lr(progress)
                     if cfg.grad_clip:
-                        nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                    else:  # one fused norm over the gradients: a finite loss can still give inf/NaN ones
+                        grad_norm = nn.utils.get_total_norm(
+                            [p.grad for p in self.model.parameters() if p.grad is not None]
+                        )
+                    if not torch.isfinite(grad_norm):
+                        self._diverged(grad_norm, "gradient norm", " with a finite loss")
                     self.optimizer.step()
                     self.optimizer.zero_grad(set_to_none=True)
                     self.step += 1
@@ -249,10 +252,12 @@ class Trainer:
         for g in self.optimizer.param_groups:
             g["lr"] = g["initial_lr"] * f
 
-    def _diverged(self, loss: torch.Tensor) -> None:
+    def _diverged(self, value: torch.Tensor, what: str = "loss", note: str = "") -> None:
         where = f"epoch {self.epoch + 1}, step {self.step + 1}"
         kept = f"; last good checkpoint kept in {self.run_dir}" if self.run_dir and self.epoch else ""
-        raise TrainingDiverged(f"loss became {loss.item()} at {where} (try a lower --lr or --amp off){kept}")
+        raise TrainingDiverged(
+            f"{what} became {value.item()} at {where}{note} (try a lower --lr or --amp off){kept}"
+        )
 
     def _end_epoch(self, train_loss: float) -> None:
         cfg = self.config

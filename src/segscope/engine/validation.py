@@ -1,219 +1,49 @@
-"""Validation schemes as index splits, built with scikit-learn's splitters and saved to JSON for reuse.
+"""Per-epoch validation for the trainer: loss, mean IoU and pixel accuracy on a held-out set.
 
-Specs for :func:`make_splits`:
-
-* ``kfold:K`` -- K shuffled folds (:class:`sklearn.model_selection.KFold`, seeded);
-* ``group-kfold:K`` -- K folds that never split a group (a CamVid sequence, a volume, a patient) across
-  train and test (:class:`~sklearn.model_selection.GroupKFold`; groups from ``dataset.groups``);
-* ``loo`` -- leave-one-out; ``lpo:P`` -- leave-P-out, refused when its C(n, P) splits exceed
-  ``max_splits``;
-* ``holdout:F`` -- one split with a seeded fraction F of the images held out.
-
-A dataset's own splits (``train/val``) are one :class:`Split` whose train and test indices refer to two
-different datasets (:func:`named_splits`); :func:`fold_datasets` turns any list of splits into
-``(split, train dataset, test dataset)`` triples, so a runner never needs to know which case it has.
-
-References
-----------
-Kohavi, "A study of cross-validation and bootstrap for accuracy estimation and model selection",
-IJCAI 1995. Pedregosa et al., "Scikit-learn: Machine Learning in Python", JMLR 2011.
+:func:`semantic_validation` builds the ``evaluate_fn(model) -> {metric: value}`` that
+:class:`~segscope.engine.Trainer` calls after each epoch (its keys are logged as ``val_<key>`` and
+``TrainConfig.monitor`` picks the one that selects the best checkpoint). It scores at the training
+resolution, through overlap-tile inference for models with an output margin.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable
 
-import numpy as np
+import torch
+from torch import nn
 
-from segscope.errors import UserError
-from segscope.io import write_json_atomic
-
-if TYPE_CHECKING:
-    from segscope.data.dataset import SegmentationDataset
-
-SCHEMES = "kfold:K, group-kfold:K, loo, lpo:P or holdout:F"
+from segscope.inference.tiling import predict_logits
 
 
-@dataclass(frozen=True)
-class Split:
-    """One fold: indices of the training images and of the test images.
+def semantic_validation(
+    val_set: torch.utils.data.Dataset, num_classes: int, loss_fn: Callable, *, ignore_index: int
+) -> Callable[[nn.Module], dict[str, float]]:
+    """``evaluate_fn`` over ``val_set`` (``(image tensor, mask tensor)`` pairs): validation loss, mean IoU
+    and pixel accuracy (pooled confusion matrix, ``ignore_index`` left out) and the seconds it took."""
+    from segscope.metrics import ConfusionMatrix
 
-    ``train_split`` / ``test_split`` name the dataset split each index list refers to (e.g. ``"train"``
-    and ``"val"`` for a dataset's own splits); ``None`` means the dataset that was cross-validated
-    (``open_dataset(root)``), so both lists index the same images and must be disjoint.
-    """
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        model.eval()
+        device = next(model.parameters()).device
+        cm = ConfusionMatrix(num_classes, ignore_index=ignore_index)
+        total, count = 0.0, 0
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            for i in range(len(val_set)):
+                x, y = val_set[i]
+                x = x.unsqueeze(0).to(device).contiguous(memory_format=torch.channels_last)
+                out = predict_logits(model, x)
+                total += float(loss_fn(out, y.unsqueeze(0).to(device)))
+                count += 1
+                cm.update(out.argmax(1)[0].cpu(), y)
+        model.train()
+        return {
+            "loss": round(total / max(count, 1), 6),
+            "mean_iou": round(float(cm.mean_iou()), 6),
+            "pixel_accuracy": round(float(cm.pixel_accuracy()), 6),
+            "time_s": round(time.perf_counter() - t0, 2),
+        }
 
-    name: str
-    train: list[int]
-    test: list[int]
-    train_split: str | None = None
-    test_split: str | None = None
-
-    @property
-    def same_dataset(self) -> bool:
-        """True when ``train`` and ``test`` index the same dataset (cross-validation)."""
-        return self.train_split == self.test_split
-
-
-@dataclass(frozen=True)
-class SavedSplits:
-    """The content of a splits file: the spec, the number of images it covers, the seed and the splits."""
-
-    spec: str
-    n: int
-    seed: int | None
-    splits: list[Split]
-
-
-def make_splits(
-    n_or_dataset: int | Sequence[Any],
-    spec: str,
-    *,
-    groups: Sequence[str] | None = None,
-    seed: int = 0,
-    max_splits: int = 50,
-) -> list[Split]:
-    """The train/test splits of a dataset (or of ``n`` samples) that ``spec`` describes.
-
-    Parameters
-    ----------
-    n_or_dataset : the number of samples, or a dataset (its length; its ``groups`` for ``group-kfold``).
-    spec : ``kfold:K``, ``group-kfold:K``, ``loo``, ``lpo:P`` or ``holdout:F`` (see the module docstring).
-    groups : one group id per sample for ``group-kfold`` (default: ``dataset.groups``).
-    seed : shuffling seed (``kfold``, ``group-kfold``, ``holdout``).
-    max_splits : ``loo`` and ``lpo`` are refused, with one line naming the count, above this many splits.
-
-    Returns
-    -------
-    list of Split, named ``fold0``, ``fold1``, ... (``holdout`` for a hold-out split), with sorted indices.
-    """
-    from sklearn.model_selection import GroupKFold, KFold, LeaveOneOut, LeavePOut
-
-    if isinstance(n_or_dataset, int):
-        n = n_or_dataset
-    else:
-        n = len(n_or_dataset)
-        if groups is None and spec.startswith("group"):
-            groups = list(getattr(n_or_dataset, "groups", []) or []) or None
-    if n < 2:
-        raise UserError(f"--cv {spec}: need at least 2 images to split, got {n}")
-    kind, _, arg = spec.partition(":")
-    idx = np.arange(n)
-    if kind == "holdout":
-        fraction = _number(arg or "0.2", spec, float)
-        if not 0 < fraction < 1:
-            raise UserError(f"--cv {spec}: the held-out fraction must be in (0, 1)")
-        order = np.random.default_rng(seed).permutation(n)
-        k = min(n - 1, max(1, round(n * fraction)))
-        return [Split("holdout", sorted(order[k:].tolist()), sorted(order[:k].tolist()))]
-    if kind == "kfold":
-        k = _number(arg or "5", spec, int)
-        if not 2 <= k <= n:
-            raise UserError(f"--cv {spec}: need 2 <= K <= {n} (the number of images)")
-        splitter = KFold(k, shuffle=True, random_state=seed)
-    elif kind == "group-kfold":
-        k = _number(arg or "5", spec, int)
-        if groups is not None and len(groups) != n:
-            raise UserError(f"--cv {spec}: {len(groups)} group ids for {n} images")
-        distinct = len({g for g in groups or [] if g != ""})
-        if k < 2 or distinct < k:
-            raise UserError(f"--cv {spec}: needs at least {max(k, 2)} groups, the dataset has {distinct}")
-        splitter = GroupKFold(k, shuffle=True, random_state=seed)
-    elif kind == "loo":
-        if n > max_splits:
-            raise UserError(f"--cv loo: {n} splits exceed the cap of {max_splits}; use kfold:K")
-        splitter = LeaveOneOut()
-    elif kind == "lpo":
-        p = _number(arg or "2", spec, int)
-        if not 1 <= p < n:
-            raise UserError(f"--cv {spec}: need 1 <= P < {n} (the number of images)")
-        count = math.comb(n, p)
-        if count > max_splits:
-            raise UserError(f"--cv {spec}: C({n}, {p}) = {count} splits exceed the cap of {max_splits}")
-        splitter = LeavePOut(p)
-    else:
-        raise UserError(f"unknown validation scheme {spec!r}; use {SCHEMES}")
-    return [
-        Split(f"fold{i}", sorted(tr.tolist()), sorted(te.tolist()))
-        for i, (tr, te) in enumerate(splitter.split(idx, groups=groups))
-    ]
-
-
-def parse_split_spec(spec: str) -> tuple[str, str]:
-    """``"train/val"`` -> ``("train", "val")``; a :class:`UserError` for anything else."""
-    train_name, sep, test_name = spec.partition("/")
-    if not sep or not train_name or not test_name or "/" in test_name:
-        raise UserError(f"--split {spec}: expected TRAIN/TEST split names, e.g. train/val")
-    if train_name == test_name:
-        raise UserError(f"--split {spec}: training and test split are the same; use --cv to cross-validate")
-    return train_name, test_name
-
-
-def named_splits(root: str | Path, spec: str, *, format: str = "auto") -> list[Split]:
-    """One split that trains on one of the dataset's own splits and tests on another (``"train/val"``)."""
-    from segscope.data import open_dataset
-
-    train_name, test_name = parse_split_spec(spec)
-    n_train = len(open_dataset(root, train_name, format=format))
-    n_test = len(open_dataset(root, test_name, format=format))
-    return [
-        Split(f"{train_name}-{test_name}", list(range(n_train)), list(range(n_test)), train_name, test_name)
-    ]
-
-
-def fold_datasets(
-    splits: Sequence[Split], root: str | Path, *, format: str = "auto"
-) -> list[tuple[Split, SegmentationDataset, SegmentationDataset]]:
-    """``(split, train part, test part)`` for every split; each named dataset split is opened once."""
-    from segscope.data import open_dataset
-
-    opened: dict[str | None, SegmentationDataset] = {}
-
-    def dataset(name: str | None) -> SegmentationDataset:
-        if name not in opened:
-            opened[name] = open_dataset(root, name, format=format)
-        return opened[name]
-
-    out = []
-    for s in splits:
-        train, test = dataset(s.train_split), dataset(s.test_split)
-        for part, indices in (("train", s.train), ("test", s.test)):
-            ds = train if part == "train" else test
-            if indices and not 0 <= min(indices) <= max(indices) < len(ds):
-                raise UserError(f"split {s.name}: {part} index out of range for {len(ds)} images")
-        out.append((s, train.subset(s.train), test.subset(s.test)))
-    return out
-
-
-def _number(text: str, spec: str, kind: type) -> Any:
-    try:
-        return kind(text)
-    except ValueError:
-        raise UserError(f"--cv {spec}: {text!r} is not a number") from None
-
-
-def save_splits(
-    path: str | Path, splits: Sequence[Split], *, spec: str, n: int, seed: int | None = None
-) -> None:
-    """Write ``splits`` (with the spec, image count and seed that made them) to JSON, atomically."""
-    write_json_atomic(path, {"spec": spec, "n": n, "seed": seed, "splits": [asdict(s) for s in splits]})
-
-
-def load_splits(path: str | Path) -> SavedSplits:
-    """Read a file written by :func:`save_splits` (a :class:`UserError` naming it if unreadable)."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-        return SavedSplits(
-            spec=data["spec"],
-            n=int(data["n"]),
-            seed=data.get("seed"),
-            splits=[Split(**s) for s in data["splits"]],
-        )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path}: not a readable splits file ({type(exc).__name__}: {exc})") from None
+    return evaluate

@@ -1,13 +1,12 @@
 """Class imbalance at the decision level: tuned thresholds and logit biases, prior correction,
-cost-sensitive decisions, and one-class (normal-only) anomaly segmentation.
+and cost-sensitive decisions.
 
 Data-level tools (repeat-factor / class-balanced samplers, max-ratio crops) live in
-:mod:`segscope.data.samplers` and :class:`segscope.data.transforms.MaxRatioCrop`. Importing this
-package registers the ``one_class`` method.
+:mod:`segscope.data.samplers` and :class:`segscope.data.transforms.MaxRatioCrop`; the one-class
+(normal-only) method ``one_class`` in :mod:`segscope.classical.one_class`.
 """
 
 from segscope.imbalance.cost import expected_cost, load_cost_matrix, min_expected_cost_decision
-from segscope.imbalance.one_class import OneClassSegmenter, normality_score
 from segscope.imbalance.thresholds import (
     apply_bias,
     prior_correction_bias,
@@ -16,12 +15,10 @@ from segscope.imbalance.thresholds import (
 )
 
 __all__ = [
-    "OneClassSegmenter",
     "apply_bias",
     "expected_cost",
     "load_cost_matrix",
     "min_expected_cost_decision",
-    "normality_score",
     "prior_correction_bias",
     "tune_binary_threshold",
     "tune_class_bias",

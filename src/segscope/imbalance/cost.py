@@ -65,15 +65,15 @@ def min_expected_cost_decision(probs: Any, cost_matrix: Any) -> Any:
     return cost.argmin(axis=ax).astype(np.int64)
 
 
-def load_cost_matrix(source: Any, num_classes: int) -> np.ndarray:
+def load_cost_matrix(source: Any, num_classes: int | None = None) -> np.ndarray:
     """Read and validate a ``(K, K)`` cost matrix ``C[true, pred]``.
 
     Parameters
     ----------
     source : a nested list / array, an inline JSON string (``"[[0, 1], [5, 0]]"``), or the path of a
         ``.json`` / ``.yaml`` / ``.yml`` file holding the nested list (or a mapping with key
-        ``cost_matrix``).
-    num_classes : ``K``.
+        ``cost_matrix`` or ``matrix``).
+    num_classes : ``K``; ``None`` accepts any square matrix (a loss spec does not know ``K``).
 
     Returns
     -------
@@ -85,8 +85,10 @@ def load_cost_matrix(source: Any, num_classes: int) -> np.ndarray:
         c = np.asarray(data, np.float64)
     except (TypeError, ValueError):
         raise UserError(f"{where}: the cost matrix must be a nested list of numbers") from None
-    k = int(num_classes)
-    if c.shape != (k, k):
+    k = int(num_classes) if num_classes is not None else (c.shape[0] if c.ndim == 2 else -1)
+    if c.ndim != 2 or c.shape != (k, k) or c.size == 0:
+        if num_classes is None:
+            raise UserError(f"{where}: the cost matrix must be square, C[true][pred]; got shape {c.shape}")
         raise UserError(f"{where}: cost matrix has shape {c.shape}, expected ({k}, {k}) for {k} classes")
     if not np.isfinite(c).all():
         raise UserError(f"{where}: cost matrix entries must be finite numbers")
@@ -118,9 +120,10 @@ def _read(source: Any) -> tuple[str, Any]:
     except Exception as exc:  # yaml.YAMLError / json.JSONDecodeError: one line naming the file
         raise UserError(f"{path}: cannot parse the cost matrix ({str(exc).splitlines()[0][:120]})") from None
     if isinstance(data, dict):
-        if "cost_matrix" not in data:
+        key = next((k for k in ("cost_matrix", "matrix") if k in data), None)
+        if key is None:
             raise UserError(f"{path}: expected a nested list or a mapping with key 'cost_matrix'")
-        data = data["cost_matrix"]
+        data = data[key]
     return str(path), data
 
 

@@ -1,5 +1,6 @@
-"""Fast inference: conv-BN folding, channels-last memory format and bf16 autocast on CPU."""
+"""Inference: conv-BN folding, channels-last and bf16 autocast on CPU; overlap-tile prediction."""
 
 from segscope.inference.optimize import InferenceModel, fold_batchnorm
+from segscope.inference.tiling import overlap_tile, predict_logits
 
-__all__ = ["InferenceModel", "fold_batchnorm"]
+__all__ = ["InferenceModel", "fold_batchnorm", "overlap_tile", "predict_logits"]

@@ -39,7 +39,7 @@ from segscope.losses.modules import (
     TverskyLoss,
 )
 from segscope.losses.ohem import ohem_cross_entropy, ohem_mask
-from segscope.losses.spec import LOSSES, build_loss, load_cost_matrix, parse_spec
+from segscope.losses.spec import LOSSES, build_loss, parse_spec
 from segscope.losses.weights import WEIGHT_SCHEMES, class_weights
 
 __all__ = [
@@ -66,7 +66,6 @@ __all__ = [
     "focal_loss",
     "functional",
     "generalized_dice_loss",
-    "load_cost_matrix",
     "lovasz_softmax_loss",
     "ohem_cross_entropy",
     "ohem_mask",

@@ -6,15 +6,12 @@ coefficient-weighted sum. Values cannot contain ``+`` or ``,``.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -163,32 +160,6 @@ def _parse_options(name: str, text: str | None, spec: str) -> dict[str, Any]:
     return out
 
 
-def load_cost_matrix(path: str | Path) -> torch.Tensor:
-    """A square cost matrix from JSON: ``[[...], ...]`` or ``{"matrix": [[...], ...]}``, ``C[true, pred]``."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the cost matrix ({exc.strerror or exc})") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: the cost matrix is not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if isinstance(data, dict):
-        data = data.get("matrix")
-    return _check_cost_matrix(data, str(path))
-
-
-def _check_cost_matrix(data: Any, where: str) -> torch.Tensor:
-    try:
-        matrix = np.asarray(data, dtype=np.float64)
-    except (TypeError, ValueError):
-        matrix = np.empty(0)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.size == 0:
-        raise UserError(f"{where}: the cost matrix must be a square list of lists of numbers, C[true][pred]")
-    if not np.isfinite(matrix).all():
-        raise UserError(f"{where}: the cost matrix has non-finite entries")
-    return torch.tensor(matrix, dtype=torch.float32)
-
-
 def build_loss(
     spec: str,
     *,
@@ -205,7 +176,7 @@ def build_loss(
     ``"ce+cost:matrix=costs.json"``, ``"gdice+0.01*boundary"``.
     """
     terms = parse_spec(spec)
-    default_cost = None if cost_matrix is None else _check_cost_matrix(cost_matrix, "cost_matrix=")
+    default_cost = None if cost_matrix is None else _cost_tensor(cost_matrix)
     built = []
     for term in terms:
         kind = KINDS[term.name]
@@ -214,7 +185,7 @@ def build_loss(
             options["weight"] = weight
         if term.name == "cost":
             path = options.pop("matrix", None)
-            matrix = default_cost if path is None else load_cost_matrix(path)
+            matrix = default_cost if path is None else _cost_tensor(path)
             if matrix is None:
                 raise UserError(
                     "loss 'cost' needs a cost matrix: cost:matrix=path.json or build_loss(cost_matrix=...)"
@@ -222,3 +193,11 @@ def build_loss(
             options["cost_matrix"] = matrix
         built.append((term.coef, kind.module(ignore_index=ignore_index, **options)))
     return modules.CompositeLoss(built, spec=spec)
+
+
+def _cost_tensor(source: Any) -> torch.Tensor:
+    """A square cost matrix (nested list, array or JSON/YAML file; see
+    :func:`segscope.imbalance.cost.load_cost_matrix`) as a float32 tensor."""
+    from segscope.imbalance.cost import load_cost_matrix
+
+    return torch.tensor(load_cost_matrix(source), dtype=torch.float32)

@@ -1,5 +1,6 @@
 """Metrics: confusion-matrix scores (IoU, Dice, accuracies), boundary F, pixel and adapted Rand error,
-COCO mask AP and the CVPPP instance scores, and the :class:`Evaluator` that bundles them."""
+COCO mask AP and the CVPPP instance scores, the :class:`Evaluator` and :class:`InstanceEvaluator` that
+bundle them, and :mod:`~segscope.metrics.specs`, the one table of every metric."""
 
 from segscope.metrics.boundary import boundary_f1, class_boundaries
 from segscope.metrics.confusion import ConfusionMatrix
@@ -11,11 +12,13 @@ from segscope.metrics.instance import (
     mask_ap,
     symmetric_best_dice,
 )
+from segscope.metrics.instance_evaluator import InstanceEvaluator
 from segscope.metrics.rand import adapted_rand_error, foreground_rand_error, pixel_error
 
 __all__ = [
     "ConfusionMatrix",
     "Evaluator",
+    "InstanceEvaluator",
     "abs_diff_in_count",
     "adapted_rand_error",
     "best_dice",

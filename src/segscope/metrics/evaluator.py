@@ -10,9 +10,7 @@ import numpy as np
 from segscope.metrics.boundary import boundary_f1
 from segscope.metrics.confusion import ConfusionMatrix
 from segscope.metrics.rand import _to_numpy, foreground_rand_error, pixel_error
-
-PER_IMAGE_MEANS = ("boundary_f1", "pixel_error", "rand_error")
-"""Per-image scores that :meth:`Evaluator.result` averages over images."""
+from segscope.metrics.specs import metric, per_image_means
 
 
 class Evaluator:
@@ -99,8 +97,8 @@ class Evaluator:
         """The summary described in the class notes (plain Python values, ready for JSON)."""
         out = self.confusion.summary(self.class_names)
         out["confusion_matrix"] = self.confusion.matrix.tolist()
-        for key in PER_IMAGE_MEANS:
-            if key != "boundary_f1" and self.foreground is None:
+        for key in per_image_means("semantic"):  # boundary_f1, and pixel/Rand error on binary data
+            if metric(key).binary_only and self.foreground is None:
                 continue
             values = np.array([row[key] for row in self.per_image], np.float64)
             values = values[~np.isnan(values)]

@@ -13,21 +13,24 @@ from segscope.oracle.degrade import (
     soft_dice,
     soft_iou,
 )
+from segscope.oracle.evaluate import evaluate_oracle
 from segscope.oracle.network import QualityOracle, load_oracle, save_oracle
 from segscope.oracle.refine import (
-    RefinedSegmenter,
     Refinement,
     refine_classes,
     refine_mask,
     refine_proba,
     segment_from_scratch,
 )
-from segscope.oracle.train import OracleRun, build_samples, evaluate_oracle, train_oracle
+from segscope.oracle.samples import build_samples
+from segscope.oracle.stage import OracleStage, RefinedSegmenter
+from segscope.oracle.train import OracleRun, train_oracle
 
 __all__ = [
     "DEGRADATIONS",
     "DegradedMask",
     "OracleRun",
+    "OracleStage",
     "QualityOracle",
     "RefinedSegmenter",
     "Refinement",

@@ -21,7 +21,6 @@ early rather than chosen on held-out data, and a multi-class map is refined one 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,8 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from segscope.errors import UserError
-from segscope.oracle.network import QualityOracle, load_oracle, resize_to
-from segscope.segmenter import Segmenter
+from segscope.oracle.network import QualityOracle, resize_to
 
 PARAMETRIZATIONS = ("clip", "logit")
 DEFAULT_STEP = {"clip": 0.1, "logit": 0.5}
@@ -202,79 +200,3 @@ def refine_classes(
 def refine_proba(oracle: QualityOracle, image: np.ndarray, proba: np.ndarray, **options: Any) -> np.ndarray:
     """The refined ``(K, H, W)`` probability map of :func:`refine_classes`."""
     return refine_classes(oracle, image, proba, **options)[0]
-
-
-class RefinedSegmenter(Segmenter):
-    """Any Segmenter followed by oracle refinement of its class probabilities (a post-processing stage).
-
-    ``fit`` fits the base method (the oracle is trained beforehand, on the training images only);
-    ``predict_proba`` refines the base's ``predict_proba`` with :func:`refine_proba`; ``predict`` is its
-    argmax. ``save`` saves the base and writes ``refine.json`` (oracle directory and options) beside it;
-    :meth:`from_run` reopens both (``segscope.load`` reopens the base alone).
-    """
-
-    def __init__(self, base: Segmenter, oracle: QualityOracle | str | Path, **refine_options: Any) -> None:
-        self.oracle_dir = None if isinstance(oracle, QualityOracle) else str(oracle)
-        self.oracle = oracle if isinstance(oracle, QualityOracle) else load_oracle(oracle)
-        if self.oracle.num_classes != base.num_classes:
-            raise UserError(
-                f"oracle {self.oracle_dir or ''} was trained on {self.oracle.num_classes} classes, "
-                f"the method predicts {base.num_classes}"
-            )
-        super().__init__(base.num_classes, **refine_options)
-        self.base, self.refine_options = base, dict(refine_options)
-        self.name = f"{base.name}+oracle"
-        self.family = base.family
-
-    def fit(self, train, val=None, *, time_budget_s=None, out_dir=None, progress=True) -> RefinedSegmenter:
-        self.base.fit(train, val, time_budget_s=time_budget_s, out_dir=out_dir, progress=progress)
-        self.history = self.base.history
-        if out_dir is not None:
-            self._write_refine_json(Path(out_dir))
-        return self
-
-    def predict_proba(self, image: np.ndarray) -> np.ndarray:
-        return refine_proba(self.oracle, image, self.base.predict_proba(image), **self.refine_options)
-
-    def predict(self, image: np.ndarray) -> np.ndarray:
-        return self.predict_proba(image).argmax(0).astype(np.int64)
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "num_classes": self.num_classes,
-            "options": self.refine_options,
-            "base": self.base.state(),
-            "oracle_dir": self.oracle_dir,
-        }
-
-    def save(self, run_dir: str | Path) -> Path:
-        run_dir = Path(self.base.save(run_dir))
-        self._write_refine_json(run_dir)
-        return run_dir
-
-    def _write_refine_json(self, run_dir: Path) -> None:
-        from segscope.io import write_json_atomic
-
-        write_json_atomic(
-            run_dir / "refine.json", {"oracle_dir": self.oracle_dir, "options": self.refine_options}
-        )
-
-    @classmethod
-    def from_run(cls, run_dir: str | Path) -> RefinedSegmenter:
-        """Reopen a saved refined method: the base from ``run_dir``, the oracle named in ``refine.json``."""
-        import json
-
-        from segscope.loading import load
-
-        path = Path(run_dir) / "refine.json"
-        if not path.is_file():
-            raise UserError(f"{run_dir}: no refine.json (not saved by RefinedSegmenter)")
-        meta = json.loads(path.read_text())
-        if not meta.get("oracle_dir"):
-            raise UserError(f"{path}: the oracle was not saved to a directory")
-        return cls(load(run_dir), meta["oracle_dir"], **meta.get("options", {}))
-
-    @property
-    def num_parameters(self) -> int:
-        return self.base.num_parameters + sum(p.numel() for p in self.oracle.parameters())

@@ -1,9 +1,7 @@
-"""Self-contained HTML reports (figures embedded): one trained run, or a bench of many methods.
-
-The bench report lives in :mod:`segscope.report.bench_report` (imported lazily: it needs the bench).
-"""
+"""Self-contained HTML reports (figures embedded): one trained run, or a bench of many methods."""
 
 from segscope.report import figures
+from segscope.report.bench_report import render_bench_report
 from segscope.report.run_report import render_run_report
 
-__all__ = ["figures", "render_run_report"]
+__all__ = ["figures", "render_bench_report", "render_run_report"]

@@ -16,18 +16,9 @@ import numpy as np
 
 from segscope.bench.results import LOWER_IS_BETTER, collect_results, per_image_values
 from segscope.io import write_text_atomic
+from segscope.metrics.specs import metric_help
 from segscope.report import figures
 from segscope.report.html import esc, figure_block, fmt, img_tag, page, swatches
-
-METRIC_HELP = {
-    "pixel_error": "fraction of wrongly labelled pixels (1 - pixel accuracy), mean over test images",
-    "rand_error": "adapted Rand error of the foreground's connected components (ISBI 2012), mean over images",
-    "mean_iou": "intersection over union averaged over classes, from all test pixels of the fold",
-    "pixel_accuracy": "fraction of correctly labelled pixels, from all test pixels of the fold",
-    "mean_class_accuracy": "per-class recall averaged over classes, from all test pixels of the fold",
-    "boundary_f1": "F-measure of class boundaries matched within 2 pixels, mean over test images",
-    "fw_iou": "IoU averaged over classes weighted by their pixel frequency",
-}
 
 SORT_JS = """
 document.querySelectorAll('table.sortable').forEach(table => {
@@ -67,8 +58,9 @@ def render_bench_report(
     out = Path(out)
     res = results if results is not None else collect_results(out)
     plan = res["plan"]
-    board = res["leaderboard"]
-    methods = [e["method"] for e in board]
+    boards = res.get("boards") or [res]  # one leaderboard per evaluator kind (semantic, instance)
+    methods = [e["method"] for b in boards for e in b["leaderboard"]]
+    semantic = [m for m in methods if res["per_class_iou"].get(m)]  # sections built from the metrics present
     protocol = f"--split {plan['split']}" if plan.get("split") else f"--cv {plan.get('cv')}"
     folds = plan.get("folds", {})
     body = [
@@ -78,12 +70,17 @@ def render_bench_report(
         f"{fmt(plan['time_budget_s'], 0)} s per method and fold · hold-out {plan.get('holdout', 0):g} · "
         f"{esc(plan.get('environment', {}).get('date', ''))}</p>",
     ]
-    body += _leaderboard(res)
+    for board in boards:
+        if board["leaderboard"] or len(boards) == 1:
+            title = "Leaderboard" if len(boards) == 1 else f"Leaderboard: {board['task']} methods"
+            body += _leaderboard({**res, **board}, title)
     body += _failures(res)
-    body += _paired(res)
+    for board in boards:
+        body += _paired({**res, **board})
+    if semantic:
+        body += _per_class(res, semantic)
+        body += _confusions(res, semantic)
     if methods:
-        body += _per_class(res, methods)
-        body += _confusions(res, methods)
         body += _curves(res, methods)
         body += _gallery(out, res, methods, thumbnail)
         body += _per_fold(res, methods)
@@ -97,10 +94,10 @@ def _better(key: str) -> str:
     return "↓" if key in LOWER_IS_BETTER else "↑"
 
 
-def _leaderboard(res: dict[str, Any]) -> list[str]:
+def _leaderboard(res: dict[str, Any], title: str = "Leaderboard") -> list[str]:
     keys, board, primary = res["metric_keys"], res["leaderboard"], res["primary"]
     parts = [
-        "<h2>Leaderboard</h2>",
+        f"<h2>{esc(title)}</h2>",
         f"<p class='meta'>ranked by {esc(primary)}; mean ± sd over folds (sd needs two folds); best value "
         "per column in bold green; ↑ higher is better, ↓ lower is better; click a header to sort.</p>",
     ]
@@ -111,7 +108,7 @@ def _leaderboard(res: dict[str, Any]) -> list[str]:
         values = [e[key] for e in board if np.isfinite(e[key])]
         if len(set(values)) > 1:  # a tie across every method marks nothing
             best[key] = min(values) if key in LOWER_IS_BETTER else max(values)
-    head = "".join(f"<th title='{esc(METRIC_HELP.get(k, k))}'>{esc(k)} {_better(k)}</th>" for k in keys)
+    head = "".join(f"<th title='{esc(metric_help(k))}'>{esc(k)} {_better(k)}</th>" for k in keys)
     parts.append(
         "<div class='scroll'><table class='sortable' id='leaderboard'><thead><tr><th>#</th>"
         f"<th class='text'>method</th><th class='text'>family</th><th>folds</th>{head}"
@@ -273,7 +270,7 @@ def _curves(res: dict[str, Any], methods: list[str]) -> list[str]:
 
 def _gallery(out: Path, res: dict[str, Any], methods: list[str], thumbnail: int) -> list[str]:
     from segscope.bench.cell import GALLERY, read_labels
-    from segscope.data import open_dataset
+    from segscope.data import default_palette, open_dataset
 
     plan = res["plan"]
     stems = plan.get("gallery", [])
@@ -320,7 +317,12 @@ def _gallery(out: Path, res: dict[str, Any], methods: list[str], thumbnail: int)
                 row.append("<td class='meta'>no prediction</td>")
                 continue
             labels = read_labels(out / "cells" / m / fold / GALLERY / f"{stem}.png")
-            colours = figures.overlay(image, labels, ds.palette)
+            palette = (
+                ds.palette
+                if labels.max(initial=0) < len(ds.palette)
+                else default_palette(int(labels.max()) + 1)
+            )  # an instance method's gallery map holds instance ids: one colour each
+            colours = figures.overlay(image, labels, palette)
             wrong = figures.error_map(
                 image, labels, truth, foreground=foreground, ignore_index=ds.ignore_index
             )

@@ -11,7 +11,7 @@ Weights (``pretrained`` in the builders):
 * a torchvision weights name such as ``"IMAGENET1K_V1"``;
 * a local file path (``.pth``, ``.pt``, ``.bin`` or ``.safetensors``) holding a state dict in
   torchvision's key format, e.g. the file torchvision caches under ``~/.cache/torch/hub``;
-* a segscope run (its directory or its ``model.safetensors``): the weights under ``encoder.`` are
+* a segscope run (its directory or its weights file): the weights under ``encoder.`` are
   taken, so an encoder trained on one dataset starts the training on another (transfer learning).
 """
 
@@ -89,7 +89,9 @@ def backbone_state_dict(arch: str, pretrained: Pretrained) -> dict[str, torch.Te
     if pretrained is None or pretrained is False:
         return None
     if isinstance(pretrained, str | Path) and Path(pretrained).is_dir():
-        pretrained = Path(pretrained) / "model.safetensors"
+        from segscope.run_config import weights_path
+
+        pretrained = weights_path(pretrained)
     if isinstance(pretrained, str | Path) and is_weight_file(pretrained):
         return encoder_part(load_state_dict_file(pretrained))
     import torchvision

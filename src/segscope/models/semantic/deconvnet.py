@@ -34,8 +34,8 @@ from torch import nn
 from segscope.models.encoders import Pretrained, VGGEncoder
 from segscope.models.encoders.vgg import scale_channels
 from segscope.models.layers.unpool import MaxUnpool2d
+from segscope.models.registration import register_model
 from segscope.models.semantic.fcn import pad_to_multiple
-from segscope.registry import register
 
 PAPER = "Noh, Hong, Han. Learning Deconvolution Network for Semantic Segmentation. ICCV 2015"
 
@@ -94,7 +94,7 @@ class DeconvNet(nn.Module):
         return self.output(y)[..., : size[0], : size[1]]  # (N, K, H, W)
 
 
-@register("deconvnet_vgg16", family="deep", task="semantic", paper=PAPER)
+@register_model("deconvnet_vgg16", paper=PAPER)
 def deconvnet_vgg16(
     num_classes: int,
     in_channels: int = 3,

@@ -48,8 +48,8 @@ from torch import nn
 from segscope.models.encoders import Encoder, Pretrained, ResNetEncoder, VGGEncoder, backbone_state_dict
 from segscope.models.encoders.base import check_pretrained_width, load_into
 from segscope.models.encoders.vgg import scale_channels
+from segscope.models.registration import register_model
 from segscope.ops.upsampling import bilinear_transposed_conv
-from segscope.registry import register
 
 PAPER = "Long, Shelhamer, Darrell. Fully Convolutional Networks for Semantic Segmentation. CVPR 2015"
 #: Caffe crop offsets of the skip scores (pool4, pool3) and of the final output, per output stride.
@@ -264,8 +264,6 @@ def _resnet_builder(arch: str, stride: int) -> Callable[..., FCN]:
 
 
 for _stride in (32, 16, 8):
-    register(f"fcn{_stride}s_vgg16", family="deep", task="semantic", paper=PAPER)(_vgg_builder(_stride))
+    register_model(f"fcn{_stride}s_vgg16", paper=PAPER)(_vgg_builder(_stride))
     for _arch in ("resnet18", "resnet34", "resnet50"):
-        register(f"fcn{_stride}s_{_arch}", family="deep", task="semantic", paper=PAPER)(
-            _resnet_builder(_arch, _stride)
-        )
+        register_model(f"fcn{_stride}s_{_arch}", paper=PAPER)(_resnet_builder(_arch, _stride))

@@ -30,7 +30,7 @@ from torch import nn
 
 from segscope.models.encoders import Pretrained, VGGEncoder
 from segscope.models.layers.unpool import MaxUnpool2d, SwitchMaxPool2d
-from segscope.registry import register
+from segscope.models.registration import register_model
 
 PAPER = (
     "Badrinarayanan, Kendall, Cipolla. SegNet: A Deep Convolutional Encoder-Decoder Architecture "
@@ -120,7 +120,7 @@ class SegNetBasic(nn.Module):
         return self.classifier(x)  # (N, K, H, W)
 
 
-@register("segnet_vgg16", family="deep", task="semantic", paper=PAPER)
+@register_model("segnet_vgg16", paper=PAPER)
 def segnet_vgg16(
     num_classes: int, in_channels: int = 3, *, pretrained: Pretrained = False, width: float = 1.0
 ) -> SegNet:
@@ -128,7 +128,7 @@ def segnet_vgg16(
     return SegNet(num_classes, in_channels, width=width, pretrained=pretrained)
 
 
-@register("segnet_basic", family="deep", task="semantic", paper=PAPER)
+@register_model("segnet_basic", paper=PAPER)
 def segnet_basic(
     num_classes: int, in_channels: int = 3, *, base_channels: int = 64, pretrained: Pretrained = False
 ) -> SegNetBasic:

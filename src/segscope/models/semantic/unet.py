@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from segscope.models.layers.conv import ConvNormAct
-from segscope.registry import register
+from segscope.models.registration import register_model
 
 
 class DoubleConv(nn.Sequential):
@@ -136,13 +136,13 @@ class UNet(nn.Module):
         return x
 
 
-@register("unet", family="deep", task="semantic", paper="Ronneberger et al., MICCAI 2015")
+@register_model("unet", paper="Ronneberger et al., MICCAI 2015")
 def unet(num_classes: int = 2, in_channels: int = 3, **options) -> UNet:
     """U-Net (Ronneberger et al. 2015): paper widths 64..1024 by default; ``base_channels`` shrinks it."""
     return UNet(num_classes, in_channels, **options)
 
 
-@register("unet_small", family="deep", task="semantic", paper="Ronneberger et al., MICCAI 2015")
+@register_model("unet_small", paper="Ronneberger et al., MICCAI 2015")
 def unet_small(num_classes: int = 2, in_channels: int = 3, **options) -> UNet:
     """U-Net with 16 base channels (1/16 of the paper's parameters) for quick CPU training."""
     return UNet(num_classes, in_channels, **{"base_channels": 16, **options})

@@ -23,7 +23,7 @@ from torch import nn
 from segscope.models.encoders.base import Pretrained
 from segscope.models.encoders.resnet import ResNetEncoder
 from segscope.models.layers.conv import ConvNormAct
-from segscope.registry import register
+from segscope.models.registration import register_model
 
 
 class DecoderBlock(nn.Module):
@@ -95,6 +95,4 @@ def _builder(encoder: str):
 
 
 for _enc in ("resnet18", "resnet34", "resnet50"):
-    register(f"unet_{_enc}", family="deep", task="semantic", paper="Ronneberger et al. 2015; He et al. 2016")(
-        _builder(_enc)
-    )
+    register_model(f"unet_{_enc}", paper="Ronneberger et al. 2015; He et al. 2016")(_builder(_enc))

@@ -110,7 +110,7 @@ def normality_score(state: dict[str, Any], x: np.ndarray) -> np.ndarray:
     return -(top + np.log(np.exp(stacked - top[:, None]).sum(axis=1)))
 
 
-@register("one_class", family="classical", task="binary", paper="Bishop, IEE Proc. VISP 1994")
+@register("one_class", paper="Bishop, IEE Proc. VISP 1994")
 class OneClassSegmenter(BinarySegmenter):
     """Anomaly segmentation from normal pixels only: Gaussian-mixture density, quantile threshold.
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from segscope.data import open_dataset
-from segscope.engine.validation import (
+from segscope.data.splits import (
     Split,
     fold_datasets,
     load_splits,
@@ -17,6 +17,7 @@ from segscope.engine.validation import (
     save_splits,
 )
 from segscope.errors import UserError
+from tests.conftest import write_folder_dataset
 
 
 def test_kfold_partitions_every_index_once_and_depends_on_the_seed():
@@ -112,3 +113,34 @@ def test_named_splits_train_on_one_split_and_test_on_another(tmp_path: Path):
         named_splits(root, "train")
     with pytest.raises(UserError, match="the same"):
         named_splits(root, "train/train")
+
+
+def test_leave_one_group_out_and_leave_p_groups_out_hold_out_whole_groups():
+    groups = ["a", "a", "b", "b", "c", "d"]
+    logo = make_splits(6, "logo", groups=groups)
+    assert [sorted({groups[i] for i in s.test}) for s in logo] == [["a"], ["b"], ["c"], ["d"]]
+    lpgo = make_splits(6, "lpgo:2", groups=groups)
+    assert len(lpgo) == 6  # C(4, 2) pairs of groups
+    for s in lpgo:
+        held = {groups[i] for i in s.test}
+        assert len(held) == 2 and not held & {groups[i] for i in s.train}
+    with pytest.raises(UserError, match="C\\(4, 3\\) = 4 splits exceed the cap of 3"):
+        make_splits(6, "lpgo:3", groups=groups, max_splits=3)
+
+
+def test_every_validation_set_carved_from_training_data_is_the_same_seeded_draw(tmp_path: Path):
+    """One hold-out for train's validation set, bench's per-fold validation set and --cv holdout:F."""
+    from segscope.data import open_dataset
+    from segscope.data.splits import holdout_indices, holdout_split, train_val_datasets
+
+    root = write_folder_dataset(tmp_path / "d", n=10)
+    ds = open_dataset(root)
+    train_idx, val_idx = holdout_indices(10, 0.3, seed=4)
+    assert len(val_idx) == 3 and sorted(train_idx + val_idx) == list(range(10))
+    assert holdout_indices(10, 0.3, seed=4) == (train_idx, val_idx) != holdout_indices(10, 0.3, seed=5)
+    rest, val = holdout_split(ds, 0.3, seed=4)
+    assert val.stems == [ds.stems[i] for i in val_idx] and rest.stems == [ds.stems[i] for i in train_idx]
+    _, val_again = train_val_datasets(root, val_fraction=0.3, seed=4)
+    assert val_again.stems == val.stems
+    (cv,) = make_splits(10, "holdout:0.3", seed=4)
+    assert (cv.train, cv.test) == (train_idx, val_idx)

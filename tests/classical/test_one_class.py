@@ -6,8 +6,8 @@ from PIL import Image
 from scipy import ndimage, stats
 
 import segscope
+from segscope.classical.one_class import OneClassSegmenter, normality_features, normality_score
 from segscope.errors import UserError
-from segscope.imbalance.one_class import OneClassSegmenter, normality_features, normality_score
 
 
 def blob_images(n, size=64, seed=0, blobs=3):

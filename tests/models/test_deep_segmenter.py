@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import segscope
-from segscope.deep import _overlap_tile
 from segscope.errors import UserError
+from segscope.inference.tiling import overlap_tile as _overlap_tile
 from segscope.models.semantic.unet import UNet
 
 
