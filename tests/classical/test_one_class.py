@@ -79,7 +79,9 @@ def test_predict_proba_agrees_with_predict_and_save_load_round_trips(fitted, tmp
     image = blob_images(1, seed=2)[0][0]
     proba = fitted.predict_proba(image)
     assert proba.shape == (2, 64, 64) and proba.dtype == np.float32
-    np.testing.assert_allclose(proba.sum(0), 1, atol=1e-6)
+    score = fitted.anomaly_score(image)  # the probability is the documented logistic of the score margin
+    expected = 1 / (1 + np.exp(-(score - fitted.model["threshold"]) / fitted.model["scale_score"]))
+    np.testing.assert_allclose(proba[1], expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(proba[1] > 0.5, fitted.predict(image) == 1)
     fitted.save(tmp_path / "run")
     again = segscope.load(tmp_path / "run")

@@ -344,6 +344,13 @@ class SegmentationDataset(Sequence):
             task=self.task,
         )
 
+    def with_channels(self, channels: int) -> SegmentationDataset:
+        """The same samples, every image converted to ``channels`` (e.g. a val split to the training
+        split's channel count)."""
+        out = self.with_samples(self.samples)
+        out._channels = int(channels)
+        return out
+
     def class_pixel_counts(self) -> np.ndarray:
         """Pixels per class over the whole dataset (ignore index excluded), int64 ``(K,)``."""
         counts = np.zeros(self.num_classes, np.int64)

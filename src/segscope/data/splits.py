@@ -205,8 +205,8 @@ def train_val_datasets(
     train = open_dataset(data, split, format=format)
     if val_split is None and "val" in available_splits(data, format) and split in (None, "train"):
         val_split = "val"
-    if val_split is not None:
-        return train, open_dataset(data, val_split, format=format)
+    if val_split is not None:  # the val images are converted to the training set's channel count
+        return train, open_dataset(data, val_split, format=format).with_channels(train.channels)
     return holdout_split(train, val_fraction, seed)
 
 

@@ -281,7 +281,9 @@ def _gallery(out: Path, res: dict[str, Any], methods: list[str], thumbnail: int)
     index = {s: i for i, s in enumerate(ds.stems)}
     primary = res["primary"]
     foreground = 1 if ds.num_classes == 2 else None
-    scores = {m: per_image_values(res["cells"][m], primary) for m in methods}
+    instance = {m for m in methods if plan.get("tasks", {}).get(m) == "instance"}
+    shown = {m: "sbd" if m in instance else primary for m in methods}  # a per-image score of each kind
+    scores = {m: per_image_values(res["cells"][m], shown[m]) for m in methods}
     folds = list(plan.get("folds", {}))
     errors = (
         "red: predicted foreground where the truth is background, blue: missed foreground"
@@ -291,7 +293,9 @@ def _gallery(out: Path, res: dict[str, Any], methods: list[str], thumbnail: int)
     parts = [
         "<h2>Gallery</h2>",
         "<p class='meta'>test images; each method's prediction blended over the input, with its per-image "
-        f"{esc(primary)} {_better(primary)}. <button type='button' id='toggle-errors' "
+        f"{esc(primary)} {_better(primary)}"
+        + (" (instance methods: sbd ↑, one colour per instance)" if instance else "")
+        + ". <button type='button' id='toggle-errors' "
         "onclick=\"document.body.classList.toggle('show-errors')\">colours / errors</button> switches the "
         f"method columns to their errors ({errors}).</p>",
         swatches(ds.palette, ds.classes, ds.ignore_index),
@@ -323,14 +327,15 @@ def _gallery(out: Path, res: dict[str, Any], methods: list[str], thumbnail: int)
                 else default_palette(int(labels.max()) + 1)
             )  # an instance method's gallery map holds instance ids: one colour each
             colours = figures.overlay(image, labels, palette)
+            semantic = (labels > 0).astype(np.int64) if m in instance else labels  # its foreground map
             wrong = figures.error_map(
-                image, labels, truth, foreground=foreground, ignore_index=ds.ignore_index
+                image, semantic, truth, foreground=foreground, ignore_index=ds.ignore_index
             )
             score = fmt(scores[m].get(f"{fold}/{stem}"))
             row.append(
                 f"<td>{_thumb(colours, f'{stem} {m}', thumbnail, 'overlay')}"
                 f"{_thumb(wrong, f'{stem} {m} errors', thumbnail, 'errors')}"
-                f"<span class='meta'>{esc(primary)} {score}</span></td>"
+                f"<span class='meta'>{esc(shown[m])} {score}</span></td>"
             )
         parts.append("<tr>" + "".join(row) + "</tr>")
     parts.append("</table></div>")
