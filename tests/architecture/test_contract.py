@@ -20,6 +20,7 @@ import segscope
 from segscope.data import open_dataset
 from segscope.errors import UserError
 from segscope.factory import create_model, create_segmenter, get_entry, list_models
+from segscope.models.segmenter import training_loss
 from segscope.types import Instances
 from tests.conftest import make_disc_images, write_folder_dataset
 
@@ -113,7 +114,8 @@ def test_deep_model_forward_backward_every_parameter_gets_a_finite_gradient(name
     out = out[0] if isinstance(out, tuple | list) else out
     assert out.shape == (2, 3, SIZE, SIZE), f"{name}: logits {tuple(out.shape)} for a {SIZE}x{SIZE} input"
     assert torch.isfinite(out).all()
-    out.logsumexp(1).mean().backward()
+    target = torch.randint(0, 3, (2, SIZE, SIZE))
+    training_loss(model, torch.nn.functional.cross_entropy)(out, target).backward()  # deep supervision too
     no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not no_grad, f"{name}: parameters without gradient: {no_grad[:5]}"
     bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]

@@ -97,7 +97,7 @@ def test_share_conv3_1_runs_the_early_layers_once():
 
 
 def test_cascade_feature_fusion_unit_matches_fig3():
-    model = ICNet(3, arch="resnet18")
+    model = ICNet(3, arch="resnet18", label_guidance=False)
     cff = model.cff_high
     assert cff.low[0].kernel_size == (3, 3) and cff.low[0].dilation == (2, 2) and cff.low[0].padding == (2, 2)
     assert cff.high[0].kernel_size == (1, 1)
@@ -143,3 +143,28 @@ def test_batchnorm_folding_keeps_the_logits():
         eager = model(x)
     fast = InferenceModel(model)(x)
     assert torch.allclose(eager, fast, atol=1e-4)
+
+
+def test_segscope_training_uses_the_cascade_label_guidance_loss(tmp_path):
+    """Through DeepSegmenter.fit the guidance classifiers train (their weights move), i.e. the trainer
+    optimises 0.4 L(1/16) + 0.4 L(1/8) + L(main), not the main loss alone."""
+    from segscope.data import open_dataset
+    from segscope.factory import create_segmenter
+    from segscope.models.segmenter import training_loss
+    from tests.conftest import write_folder_dataset
+
+    data = open_dataset(write_folder_dataset(tmp_path / "d", n=2, size=64))
+    seg = create_segmenter(
+        "icnet_resnet18", num_classes=2, in_channels=1, epochs=1, batch_size=2, augment="none", lr=0.01
+    )
+    guidance = [
+        m
+        for n, m in seg.model.named_modules()
+        if n.startswith("cff_") and isinstance(m, torch.nn.Conv2d) and m.out_channels == 2
+    ]
+    assert len(guidance) == 2, "one guidance classifier per CFF"
+    start = [g.weight.detach().clone() for g in guidance]
+    seg.fit(data, progress=False)
+    assert all(not torch.equal(s, g.weight) for s, g in zip(start, guidance))
+    plain = torch.nn.functional.cross_entropy
+    assert training_loss(torch.nn.Linear(1, 1), plain) is plain  # models without the hook: the plain loss

@@ -140,7 +140,7 @@ class DeepSegmenter(Segmenter):
             trainer = Trainer(
                 self.model,
                 cfg,
-                loss_fn=loss_fn,
+                loss_fn=training_loss(self.model, loss_fn),
                 evaluate_fn=evaluate_fn,
                 run_dir=run_dir,
                 info={"segmenter": self.state()},
@@ -292,6 +292,15 @@ def build_network(name: str, num_classes: int, in_channels: int, options: dict[s
         raise UserError(
             f"model {name!r}: bad option ({str(exc).splitlines()[0] if str(exc) else exc})"
         ) from None
+
+
+def training_loss(model: torch.nn.Module, loss_fn):
+    """``loss_fn``, or the model's own ``training_loss(loss_fn, logits, target)`` when it defines one (deep
+    supervision such as ICNet's cascade label guidance: auxiliary outputs kept by the last forward)."""
+    hook = getattr(model, "training_loss", None)
+    if not callable(hook):
+        return loss_fn
+    return lambda logits, target: hook(loss_fn, logits, target)
 
 
 def _sampler_factory(cfg: TrainConfig, train: SegmentationDataset):

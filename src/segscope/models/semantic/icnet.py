@@ -18,13 +18,12 @@ layer widths). For an ``H x W`` input (resolutions relative to it):
   (bilinear) -> 3x3 conv with dilation 2 + BN; the high input -> 1x1 conv + BN; sum; ReLU;
 * the 1/8 result up-sampled 2x, a 1x1 classifier at 1/4 (``conv6_cls``), bilinear up-sampling to ``H x W``.
 
-Cascade label guidance: with ``label_guidance=True`` each CFF also has a 1x1 classifier on its up-sampled
-low input (1/16 and 1/8). segscope's trainer calls ``loss_fn(model(x), y)`` with the ``(N, K, H, W)`` logits
-and its losses take one tensor (``losses/spec.py`` has no auxiliary outputs), so ``forward`` always returns
-the main logits and, in training mode, leaves the two auxiliary logits in ``model.aux_logits``;
-:func:`cascade_loss` combines them with the paper's weights in a custom loop. Through segscope's trainer
-only the main loss (weight 1) is trained: **departure** until the trainer accepts auxiliary outputs, which is
-why the registered models have ``label_guidance=False`` (no untrained classifier weights).
+Cascade label guidance (on by default, as in the paper): each CFF also has a 1x1 classifier on its
+up-sampled low input (1/16 and 1/8). ``forward`` always returns the main logits and, in training mode,
+leaves the two auxiliary logits in ``model.aux_logits``; :meth:`ICNet.training_loss` (which
+:class:`~segscope.models.segmenter.DeepSegmenter` uses for training when a model defines it) combines
+them by :func:`cascade_loss` with the paper's weights 0.4 / 0.4 / 1.0; validation scores the main logits.
+``label_guidance=False`` drops the two classifiers.
 
 Parameters, measured (``tests/models/test_icnet.py`` checks them against a hand count): ``icnet_resnet50``
 with 19 classes has 24,581,171 = torchvision ResNet-50 without fc 23,508,032 + pyramid 1x1 conv 524,800 +
@@ -160,7 +159,7 @@ class ICNet(nn.Module):
         fuse_channels: int = 128,
         pyramid_channels: int = 256,
         pyramid_bins: Sequence[int] = PYRAMID_BINS,
-        label_guidance: bool = False,
+        label_guidance: bool = True,
         share_conv3_1: bool = False,
     ) -> None:
         super().__init__()
@@ -184,6 +183,10 @@ class ICNet(nn.Module):
         self.num_classes = num_classes
         self.share_conv3_1 = share_conv3_1
         self.aux_logits: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def training_loss(self, loss_fn: Callable, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The paper's cascade label guidance loss of the last training forward (:func:`cascade_loss`)."""
+        return cascade_loss(loss_fn, logits, self.aux_logits, target)
 
     def train(self, mode: bool = True) -> ICNet:
         self.aux_logits = None  # never keep a training graph alive (or deep-copy it) past training
