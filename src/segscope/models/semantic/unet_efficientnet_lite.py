@@ -19,14 +19,12 @@ inputs scaled to [-1, 1] (mean 0.5, std 0.5 per channel), not ImageNet mean/std:
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from segscope.models.encoders.base import Pretrained
 from segscope.models.encoders.efficientnet_lite import LITE_PARAMS, EfficientNetLiteEncoder
 from segscope.models.registration import register_model
-from segscope.models.semantic.unet_resnet import UNetDecoder
+from segscope.models.semantic.unet_resnet import EncoderUNet, UNetDecoder
 
 
 class EfficientNetLiteUNet(nn.Module):
@@ -56,17 +54,7 @@ class EfficientNetLiteUNet(nn.Module):
         # The normalisation the encoder's weights expect (inputs in [0, 1] -> [-1, 1]).
         self.input_mean, self.input_std = self.encoder.input_mean, self.encoder.input_std
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        pad_h, pad_w = (-h) % 32, (-w) % 32
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if pad_h < h and pad_w < w else "replicate")
-        stem, c1, c2, c3, c4 = self.encoder(x)  # strides 2, 4, 8, 16, 32
-        sizes = [c3.shape[-2:], c2.shape[-2:], c1.shape[-2:], stem.shape[-2:], x.shape[-2:]]
-        y = c4
-        for block, size, skip in zip(self.decoder.blocks, sizes, (c3, c2, c1, stem, None)):
-            y = block(y, size, skip)  # (N, decoder_channels[i], size)
-        return self.segmentation_head(y)[..., :h, :w]
+    forward = EncoderUNet.forward  # the same padded decoder pass as the ResNet U-Net
 
 
 def _builder(encoder: str):
