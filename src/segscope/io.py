@@ -61,3 +61,22 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_yaml_mapping(path: str | Path, *, what: str = "options") -> dict:
+    """A YAML file holding a mapping; one-line :class:`~segscope.errors.UserError` naming the file when it
+    is missing, not YAML, or not a mapping (``what`` says what it should map)."""
+    import yaml
+
+    from segscope.errors import UserError
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise UserError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of {what}")
+    return data

@@ -153,16 +153,9 @@ def collect_options(args: argparse.Namespace) -> dict:
 
 def read_config_file(path: Path) -> dict:
     """A YAML config as options (``model_options:`` of older configs becomes the ``model`` section)."""
-    import yaml
+    from segscope.io import read_yaml_mapping
 
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise UserError(f"{path}: config file not found") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of options")
+    data = read_yaml_mapping(path)
     data.pop("method", None)
     if isinstance(data.get("model_options"), dict):
         data["model"] = {**data.pop("model_options"), **(data.get("model") or {})}

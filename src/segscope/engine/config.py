@@ -106,17 +106,9 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
-        import yaml
+        from segscope.io import read_yaml_mapping
 
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise UserError(f"{path}: config file not found") from None
-        except yaml.YAMLError as exc:
-            raise UserError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
-        if not isinstance(data, dict):
-            raise UserError(f"{path}: expected a mapping of training options")
+        data = read_yaml_mapping(path, what="training options")
         return cls.from_dict(data.get("train", data), source=str(path))
 
 

@@ -175,28 +175,7 @@ class ReSeg(nn.Module):
 
 
 @register_model("reseg_vgg16", paper=PAPER)
-def reseg_vgg16(
-    num_classes: int,
-    in_channels: int = 3,
-    *,
-    hidden: Sequence[int] = (100, 100),
-    patch_sizes: Sequence[int | Sequence[int]] = (1, 1),
-    upsampling_filters: Sequence[int] = (50, 50),
-    upsampling_strides: Sequence[int | Sequence[int]] = (2, 2),
-    rnn: str = "gru",
-    pretrained: Pretrained = False,
-    width: float = 1.0,
-) -> ReSeg:
+def reseg_vgg16(num_classes: int, in_channels: int = 3, **options) -> ReSeg:
     """ReSeg on VGG16 conv1_1..conv3_3 (Visin et al. 2016), CamVid setting by default; options: hidden,
     patch_sizes, upsampling_filters, upsampling_strides, rnn, pretrained, width."""
-    return ReSeg(
-        num_classes,
-        in_channels,
-        hidden=hidden,
-        patch_sizes=patch_sizes,
-        upsampling_filters=upsampling_filters,
-        upsampling_strides=upsampling_strides,
-        rnn=rnn,
-        pretrained=pretrained,
-        width=width,
-    )
+    return ReSeg(num_classes, in_channels, **options)
