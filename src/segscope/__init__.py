@@ -11,6 +11,7 @@ Quick use::
 
 from segscope.bench import BenchPlan, run_bench
 from segscope.classical import OneClassSegmenter
+from segscope.crf import CRFStage, dense_crf
 from segscope.data import MaskCodec, SegmentationDataset, open_dataset, read_image
 from segscope.data.samplers import build_sampler
 from segscope.data.splits import holdout_split, make_splits
@@ -44,6 +45,7 @@ __all__ = [
     "METRICS",
     "REGISTRY",
     "BenchPlan",
+    "CRFStage",
     "DataError",
     "DecisionRule",
     "DeepSegmenter",
@@ -70,6 +72,7 @@ __all__ = [
     "create_model",
     "create_segmenter",
     "degrade_mask",
+    "dense_crf",
     "evaluate_segmenter",
     "holdout_split",
     "list_models",

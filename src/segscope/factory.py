@@ -18,7 +18,7 @@ from segscope.errors import UserError
 from segscope.registry import REGISTRY, Entry
 from segscope.run_config import RunConfig
 from segscope.segmenter import Segmenter
-from segscope.stages import StagedSegmenter, build_stage
+from segscope.stages import STAGE_KINDS, StagedSegmenter, build_stage
 
 DECISION_KEYS = ("decision", "cost_matrix", "decision_bias", "decision_threshold")
 """Options of the decision rule (deep models): ``decision`` spec, cost matrix, fitted state."""
@@ -43,6 +43,7 @@ def ensure_registered() -> None:
     """Import the built-in methods and stage kinds (registration happens at import)."""
     import segscope.classical  # noqa: F401
     import segscope.classical.stage  # noqa: F401
+    import segscope.crf.stage  # noqa: F401
     import segscope.models  # noqa: F401
     import segscope.oracle.stage  # noqa: F401
 
@@ -50,12 +51,14 @@ def ensure_registered() -> None:
 def split_options(entry: Entry, options: dict[str, Any]) -> Sections:
     """Sort flat options into sections.
 
-    Every method: ``refine_*`` options make an oracle stage. Deep models: :class:`TrainConfig` fields go
-    to ``train``, :data:`DECISION_KEYS` to ``decision``, ``inference_dtype`` to ``inference``,
-    ``postprocess`` makes a morphology stage, everything else goes to the model builder. Classical
-    methods take everything else as their own options (their ``postprocess`` is tuned with them). Keys
-    ``model``/``train``/``stages`` holding a mapping (list for stages), and ``decision`` holding a
-    mapping, are taken as whole sections (a YAML config written in sections).
+    Every method: ``refine_*`` options make an oracle stage, ``crf`` (``true`` or a mapping of
+    :func:`~segscope.crf.dense_crf` options) a dense-CRF stage after it. Deep models:
+    :class:`TrainConfig` fields go to ``train``, :data:`DECISION_KEYS` to ``decision``,
+    ``inference_dtype`` to ``inference``, ``postprocess`` makes a morphology stage, everything else
+    goes to the model builder. Classical methods take everything else as their own options (their
+    ``postprocess`` is tuned with them). Keys ``model``/``train``/``stages`` holding a mapping (list
+    for stages), and ``decision`` holding a mapping, are taken as whole sections (a YAML config
+    written in sections).
     """
     from segscope.engine.config import TrainConfig
 
@@ -71,6 +74,11 @@ def split_options(entry: Entry, options: dict[str, Any]) -> Sections:
         if "oracle" not in refine:
             raise UserError(f"options {sorted(options)}: refine_* options need refine_oracle=ORACLE_DIR")
         out.stages.append({"kind": "oracle", "oracle_dir": str(refine.pop("oracle")), **refine})
+    crf = flat.pop("crf", None)
+    if crf is not None and crf is not False:
+        if crf is not True and not isinstance(crf, dict):
+            raise UserError(f"option crf={crf!r}: expected true or a mapping of CRF options")
+        out.stages.insert(_score_stages_end(out.stages), {"kind": "crf", **({} if crf is True else crf)})
     if entry.family != "deep":
         out.model.update(flat)
         return out
@@ -83,13 +91,18 @@ def split_options(entry: Entry, options: dict[str, Any]) -> Sections:
         elif key in INFERENCE_KEYS:
             out.inference[INFERENCE_KEYS[key]] = value
         elif key == "postprocess":
-            out.stages.insert(
-                len([s for s in out.stages if s.get("kind") == "oracle"]),
-                {"kind": "postprocess", "steps": value},
-            )
+            out.stages.insert(_score_stages_end(out.stages), {"kind": "postprocess", "steps": value})
         else:
             out.model[key] = value
     return out
+
+
+def _score_stages_end(stages: list[dict[str, Any]]) -> int:
+    """Index after the last score stage (oracle, crf): label-map stages go after it, a crf stage too."""
+    ensure_registered()
+    score = [getattr(STAGE_KINDS.get(s.get("kind")), "uses_proba", False) for s in stages]
+    ends = [i + 1 for i, uses_proba in enumerate(score) if uses_proba]
+    return max(ends, default=0)
 
 
 def list_models(*, family: str | None = None, task: str | None = None, ndim: int | None = None) -> list[str]:

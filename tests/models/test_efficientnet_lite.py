@@ -16,11 +16,11 @@ from segscope.errors import UserError
 from segscope.models.encoders import efficientnet_lite as lite
 from segscope.models.encoders.efficientnet_lite import (
     TAPS,
-    EfficientNetLite,
     EfficientNetLiteEncoder,
     imagenet_state_dict,
     stage_settings,
 )
+from segscope.models.encoders.efficientnet_lite_classifier import EfficientNetLite
 
 ARCHS = tuple(lite.LITE_PARAMS)
 SHAPES = ((1, 3, 224, 224), (1, 3, 200, 232))  # the odd size exercises the asymmetric "SAME" padding

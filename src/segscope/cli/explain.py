@@ -1,8 +1,12 @@
-"""``segscope explain conv|transposed|interp``: print the matrices behind the primitives.
+"""``segscope explain conv|transposed|interp|dilation|unpooling``: the numbers behind the primitives.
 
 Teaching command over :mod:`segscope.ops`: a convolution as the matrix ``C``, the transposed
 convolution as ``C.T``, and interpolation as row/column weight matrices, printed as tables, with an
-optional figure. Defaults reproduce the lecture's worked example.
+optional figure. Defaults reproduce the lecture's worked example. ``dilation`` gives the receptive
+field of a stack of dilated convolutions (formula and autograd) and its gridding holes
+(:mod:`segscope.ops.receptive_field`); ``unpooling`` shows a trained DeconvNet/SegNet run's decoder
+activations, sparse after each unpooling and dense after its (de)convolutions
+(:mod:`segscope.models.activations`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from segscope.cli.explain_networks import explain_dilation, explain_unpooling, save_grid_figure
 from segscope.errors import UserError
 
 _EPILOG = """examples:
@@ -20,6 +25,9 @@ _EPILOG = """examples:
   segscope explain conv --stride 2 --padding 1 --figure conv.png
   segscope explain interp --mode bicubic --scale 2 --cubic-a -0.5
   segscope explain interp --input "1,2,3" --mode linear --scale 2.5 --align-corners
+  segscope explain dilation --rates 1,2,4     # receptive field 3, 7, 15 (formula = autograd)
+  segscope explain dilation --rates 2,2,2 --figure grid.png    # gridding: holes in the field
+  segscope explain unpooling --run runs/deconvnet --image img.png --figure unpool.png
 
 Matrices are written as rows separated by ';' and values by ',' (e.g. "1,4,1;1,4,3;3,3,1")."""
 
@@ -28,17 +36,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``explain`` on the main CLI's sub-parsers."""
     parser = subparsers.add_parser(
         "explain",
-        help="print convolution / transposed convolution / interpolation as matrices",
+        help="print convolution / transposed convolution / interpolation as matrices, receptive "
+        "fields of dilated convolutions, unpooling activations",
         description=(
             "Show a primitive as a matrix product. conv: y = C x with C the convolution matrix; "
             "transposed: x = C^T y (the transposed convolution); interp: Y = W_rows X W_cols^T with "
-            "the interpolation weights. Defaults are the lecture's worked example."
+            "the interpolation weights. Defaults are the lecture's worked example. dilation: the "
+            "receptive field 1 + sum (k-1) r_i of stacked dilated convolutions, checked by autograd, "
+            "and the fraction of it actually touched (gridding); unpooling: a DeconvNet/SegNet run's "
+            "decoder activations per stage, sparse after unpooling, dense after (de)convolution."
         ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("what", choices=("conv", "transposed", "interp"), help="which primitive to explain")
-    parser.add_argument("--kernel", help="2-D kernel 'a,b,c;d,e,f;...' (default: the lecture's 3x3 kernel)")
+    parser.add_argument(
+        "what",
+        choices=("conv", "transposed", "interp", "dilation", "unpooling"),
+        help="which primitive to explain",
+    )
+    parser.add_argument(
+        "--kernel",
+        help="2-D kernel 'a,b,c;d,e,f;...' (default: the lecture's 3x3 kernel); dilation: the kernel "
+        "size k (default 3)",
+    )
     parser.add_argument(
         "--input",
         help="2-D input 'a,b;c,d' (default: the lecture's 4x4 input; transposed: its 2x2 map '2,1;4,4')",
@@ -73,7 +93,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--antialias", action="store_true", help="interp only: PIL-style antialiasing when shrinking"
     )
     parser.add_argument(
-        "--figure", type=Path, help="also save a figure of the kernels and matrices (.png/.pdf/.svg)"
+        "--rates", default="1,2,4", help="dilation only: the stack's dilation rates (default 1,2,4)"
+    )
+    parser.add_argument(
+        "--run", metavar="RUN_DIR", help="unpooling only: a DeconvNet/SegNet run written by `segscope train`"
+    )
+    parser.add_argument("--image", type=Path, help="unpooling only: the image to run through it")
+    parser.add_argument(
+        "--figure",
+        type=Path,
+        help="also save a figure of the kernels and matrices, the gradient maps (dilation) or the "
+        "activations (unpooling) (.png/.pdf/.svg)",
     )
     parser.set_defaults(func=run)
 
@@ -256,10 +286,19 @@ def save_figure(path: Path, panels: dict[str, np.ndarray], *, title: str, kernel
 
 def run(args: argparse.Namespace) -> int:
     """Print the requested explanation (and save the figure); returns the exit code."""
-    explain = {"conv": explain_conv, "transposed": explain_transposed, "interp": explain_interp}[args.what]
+    explain = {
+        "conv": explain_conv,
+        "transposed": explain_transposed,
+        "interp": explain_interp,
+        "dilation": explain_dilation,
+        "unpooling": explain_unpooling,
+    }[args.what]
     text, panels = explain(args)
     print(text)
-    if args.figure is not None:
+    if args.figure is not None and args.what in ("dilation", "unpooling"):
+        save_grid_figure(args.figure, panels, title=text.splitlines()[0], holes=args.what == "dilation")
+        print(f"\nfigure written to {args.figure}")
+    elif args.figure is not None:
         save_figure(args.figure, panels, title=text.splitlines()[0], kernel_curves=args.what == "interp")
         print(f"\nfigure written to {args.figure}")
     return 0

@@ -19,8 +19,8 @@ Stage table of the base network (type, repeats, kernel, stride, expansion, chann
 
 The encoder returns the stem (stride 2) and the ends of stages 1, 2, 4 and 6 (strides 4, 8, 16, 32),
 the taps of segmentation-models-pytorch's EfficientNet encoders; the 1x1 head convolution and the
-classifier are not part of it (:class:`EfficientNetLite` adds them back, for checks against the
-ImageNet classifier).
+classifier are not part of it (``efficientnet_lite_classifier.EfficientNetLite`` adds them back, for checks
+against the ImageNet classifier).
 
 Details that matter for the converted TensorFlow weights:
 
@@ -214,6 +214,10 @@ class EfficientNetLiteEncoder(Encoder):
     drop_path_rate : float
         Stochastic depth: block ``i`` of ``n`` is dropped with probability ``rate * i / n`` in
         training (the reference trains with 0.2); 0 (default) disables it.
+    output_stride : {32, 16, 8}
+        16 or 8: the stride-2 depthwise convolutions past that stride keep stride 1 and every depthwise
+        convolution after them is dilated by the stride given up (2, then 4), as DeepLab does for its
+        backbones; the weights are unchanged, so ImageNet weights still load.
 
     Attributes ``input_mean`` / ``input_std`` (one entry per input channel) are the normalisation
     the weights expect: inputs in [0, 1] mapped to [-1, 1].
@@ -226,8 +230,11 @@ class EfficientNetLiteEncoder(Encoder):
         in_channels: int = 3,
         pretrained: Pretrained = False,
         drop_path_rate: float = 0.0,
+        output_stride: int = 32,
     ) -> None:
         super().__init__()
+        if output_stride not in (8, 16, 32):
+            raise ValueError(f"output_stride must be 32, 16 or 8, got {output_stride}")
         if arch not in LITE_PARAMS:
             raise ValueError(f"arch must be one of {sorted(LITE_PARAMS)}, got {arch!r}")
         if not 0.0 <= drop_path_rate < 1.0:
@@ -249,13 +256,30 @@ class EfficientNetLiteEncoder(Encoder):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
         self.out_channels = (STEM_CHANNELS, *(settings[i][5] for i in TAPS))
-        self.strides = (2, 4, 8, 16, 32)
+        self.strides = tuple(min(s, output_stride) for s in (2, 4, 8, 16, 32))
+        if output_stride != 32:
+            self._dilate(output_stride)
         self.input_mean = (INPUT_MEAN,) * in_channels
         self.input_std = (INPUT_STD,) * in_channels
         self._init_weights()
         state = lite_state_dict(arch, pretrained)
         if state is not None:
             self.load_pretrained_state(state, source=str(pretrained))
+
+    def _dilate(self, output_stride: int) -> None:
+        stride, rate = 2, 1  # after the stem
+        for stage in self.stages:
+            first = stage[0].depthwise[0]
+            if first.stride[0] == 2 and stride >= output_stride:
+                first.stride, rate = (1, 1), rate * 2
+            elif first.stride[0] == 2:
+                stride *= 2
+            if rate > 1:
+                for block in stage:
+                    conv = block.depthwise[0]
+                    conv.dilation = (rate, rate)
+                    if not isinstance(conv, Conv2dSame):
+                        conv.padding = (rate * (conv.kernel_size[0] // 2),) * 2
 
     def _init_weights(self) -> None:
         for m in self.modules():  # torchvision's EfficientNet initialisation
@@ -290,34 +314,6 @@ class EfficientNetLiteEncoder(Encoder):
             if i in TAPS:  # stages 1, 2, 4, 6: (N, C, H/4 .. H/32, W/4 .. W/32)
                 features.append(x)
         return features
-
-
-class EfficientNetLite(nn.Module):
-    """The whole ImageNet classifier: encoder, 1x1 head to 1280 channels (BN, ReLU6), global average
-    pooling, dropout and a linear layer. For checks against the reference (and parameter counts)."""
-
-    def __init__(
-        self, arch: str = "efficientnet_lite0", *, num_classes: int = 1000, pretrained: Pretrained = False
-    ) -> None:
-        super().__init__()
-        self.encoder = EfficientNetLiteEncoder(arch)
-        self.head = conv_bn(self.encoder.out_channels[-1], HEAD_CHANNELS, 1)
-        self.dropout = nn.Dropout(LITE_PARAMS[arch][3])
-        self.classifier = nn.Linear(HEAD_CHANNELS, num_classes)
-        self.input_mean, self.input_std = self.encoder.input_mean, self.encoder.input_std
-        state = lite_state_dict(arch, pretrained)
-        if state is not None:
-            if any(k.startswith("_blocks.") for k in state):
-                state = convert_efficientnet_pytorch_state(state, arch)
-            load_into(
-                self,
-                {f"encoder.{k}" if k.startswith(("stem.", "stages.")) else k: v for k, v in state.items()},
-                source=str(pretrained),
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.head(self.encoder(x)[-1]).mean((-2, -1))
-        return self.classifier(self.dropout(y))
 
 
 # -- weights -----------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 The modules keep torchvision's attribute names (``conv1``, ``bn1``, ``layer1`` ...), so the
 torchvision state dict (minus ``fc.*``) loads unchanged. ``output_stride`` 16 or 8 replaces the
-last strides by dilation (Bottleneck ResNets only, as torchvision supports).
+last strides by dilation (Bottleneck ResNets only, as torchvision supports); ``multi_grid`` sets the rates
+of layer4's three blocks to ``rate * multi_grid[i]`` (DeepLab v3's multi-grid, Sec. 3.2: (1, 2, 4) at
+output stride 16 gives rates 2, 4, 8), weights unchanged.
 
 References
 ----------
@@ -10,6 +12,8 @@ References
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torchvision
@@ -45,6 +49,9 @@ class ResNetEncoder(Encoder):
         Stride of the last map; 16 and 8 dilate layer4 (and layer3) instead (Bottleneck only).
     pretrained : bool | str | Path
         See :mod:`segscope.models.encoders.base`.
+    multi_grid : sequence of int, optional
+        Unit rates of layer4's blocks (module docstring); ``None`` keeps torchvision's dilation (the
+        first dilated block at the previous rate).
     """
 
     def __init__(
@@ -54,6 +61,7 @@ class ResNetEncoder(Encoder):
         in_channels: int = 3,
         output_stride: int = 32,
         pretrained: Pretrained = False,
+        multi_grid: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if arch not in RESNET_CHANNELS:
@@ -73,9 +81,23 @@ class ResNetEncoder(Encoder):
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         self.out_channels = RESNET_CHANNELS[arch]
         self.strides = tuple(min(s, output_stride) for s in (2, 4, 8, 16, 32))
+        self.multi_grid = None if multi_grid is None else tuple(int(m) for m in multi_grid)
+        if self.multi_grid is not None:
+            self._apply_multi_grid(32 // output_stride)
         state = backbone_state_dict(arch, pretrained)
         if state is not None:
             self.load_torchvision_state(state, source=str(pretrained))
+
+    def _apply_multi_grid(self, rate: int) -> None:
+        if self.arch in ("resnet18", "resnet34"):
+            raise ValueError(f"multi_grid needs a Bottleneck ResNet (resnet50+), got {self.arch}")
+        if len(self.multi_grid) != len(self.layer4) or min(self.multi_grid) < 1:
+            raise ValueError(
+                f"multi_grid needs {len(self.layer4)} positive unit rates, got {list(self.multi_grid)}"
+            )
+        for block, unit in zip(self.layer4, self.multi_grid):
+            d = rate * unit
+            block.conv2.dilation, block.conv2.padding = (d, d), (d, d)
 
     def load_torchvision_state(self, state: dict[str, torch.Tensor], *, source: str = "state dict") -> None:
         """Load a torchvision ResNet state dict (its ``fc.*`` classifier entries are ignored)."""

@@ -58,6 +58,7 @@ from torch import nn
 from segscope.models.encoders.base import Pretrained
 from segscope.models.encoders.resnet import ResNetEncoder
 from segscope.models.layers.conv import ConvNormAct
+from segscope.models.layers.deep_supervision import DeeplySupervised, deep_supervision_loss
 from segscope.models.registration import register_model
 
 PAPER = (
@@ -127,7 +128,7 @@ def dilate_basic_blocks(encoder: ResNetEncoder) -> None:
     encoder.strides = (2, 4, 8, 8, 8)
 
 
-class ICNet(nn.Module):
+class ICNet(DeeplySupervised):
     """ICNet over a torchvision ResNet (module docstring): ``(N, C_in, H, W) -> (N, K, H, W)`` logits.
 
     Parameters
@@ -182,15 +183,7 @@ class ICNet(nn.Module):
         self.classifier = nn.Conv2d(fuse_channels, num_classes, 1)
         self.num_classes = num_classes
         self.share_conv3_1 = share_conv3_1
-        self.aux_logits: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    def training_loss(self, loss_fn: Callable, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """The paper's cascade label guidance loss of the last training forward (:func:`cascade_loss`)."""
-        return cascade_loss(loss_fn, logits, self.aux_logits, target)
-
-    def train(self, mode: bool = True) -> ICNet:
-        self.aux_logits = None  # never keep a training graph alive (or deep-copy it) past training
-        return super().train(mode)
+        self.aux_weights = LABEL_GUIDANCE_WEIGHTS[:-1]
 
     def conv3_1(self, x: torch.Tensor) -> torch.Tensor:
         """The shared early layers: stem, layer1, first block of layer2 (stride 8 of ``x``)."""
@@ -232,11 +225,7 @@ def cascade_loss(
     down-sampled (nearest) to its size, so ignored pixels stay ignored. ``aux_logits=None`` (guidance off,
     or eval mode) gives ``weights[-1] * loss_fn(logits, target)``.
     """
-    total = weights[-1] * loss_fn(logits, target)
-    for weight, aux in zip(weights[:-1], aux_logits or ()):
-        small = F.interpolate(target[:, None].float(), size=aux.shape[-2:], mode="nearest")[:, 0]
-        total = total + weight * loss_fn(aux, small.to(target.dtype))
-    return total
+    return deep_supervision_loss(loss_fn, logits, aux_logits, target, weights[:-1], weights[-1])
 
 
 def _builder(arch: str, doc: str) -> Callable[..., ICNet]:
