@@ -110,3 +110,55 @@ def test_boundary_weighted_ce_hand_value_and_w0_zero_is_ce():
 def test_boundary_weighted_ce_rejects_bad_sigma():
     with pytest.raises(ValueError, match="sigma"):
         boundary_weight_map(target_from_labels(LABELS), sigma=0)
+
+
+def _brute_force_two_nearest(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Independent reference: a full-image distance transform per component, sorted per pixel."""
+    from scipy.ndimage import distance_transform_edt, label
+
+    components, count = label(cells, structure=np.ones((3, 3), dtype=bool))
+    stack = np.stack([distance_transform_edt(components != k) for k in range(1, count + 1)])
+    stack = np.sort(np.concatenate([stack, np.full((2, *cells.shape), np.inf)]), axis=0)
+    return stack[0], stack[1]
+
+
+def test_unet_cell_weight_map_by_hand():
+    """Two cells (columns 0-9 and 14-19) separated by a 4-pixel membrane: at column 11 the nearest cell
+    is 2 px away and the second 3 px, so w = 1 + 10 exp(-(2 + 3)^2 / (2 * 5^2)) (U-Net eq. 2)."""
+    labels = np.zeros((6, 20), dtype=np.int64)
+    labels[:, :10] = 1
+    labels[:, 14:] = 1
+    w = boundary_weight_map(torch.from_numpy(labels)[None], w0=10, sigma=5, cells=1)[0].numpy()
+    assert w[3, 11] == pytest.approx(1 + 10 * np.exp(-25 / 50), rel=1e-6)
+    assert w[3, 12] == pytest.approx(1 + 10 * np.exp(-25 / 50), rel=1e-6)  # 3 + 2, symmetric
+    assert w[3, 9] == pytest.approx(1 + 10 * np.exp(-((0 + 5) ** 2) / 50), rel=1e-6)  # inside a cell: d1 = 0
+    one = labels.copy()
+    one[:, 14:] = 0  # a single cell: no separation term anywhere
+    assert np.allclose(boundary_weight_map(torch.from_numpy(one)[None], cells=1)[0].numpy(), 1.0)
+
+
+def test_two_nearest_cell_distances_match_a_brute_force_reference():
+    from segscope.losses.boundary import two_nearest_cell_distances
+
+    rng = np.random.default_rng(0)
+    cells = rng.random((64, 80)) > 0.55  # many small touching and separate components
+    d1, d2 = two_nearest_cell_distances(cells)  # no reach limit: exact everywhere
+    r1, r2 = _brute_force_two_nearest(cells)
+    assert np.array_equal(d1, r1) and np.array_equal(d2, r2)
+    reach = 12.0  # limited reach: exact wherever d1 + d2 <= reach
+    l1, l2 = two_nearest_cell_distances(cells, reach)
+    near = r1 + r2 <= reach
+    assert near.any() and np.array_equal((l1 + l2)[near], (r1 + r2)[near])
+    assert np.all(l1 + l2 >= r1 + r2)
+
+
+def test_boundary_ce_spec_takes_cells():
+    from segscope.losses import build_loss
+
+    loss = build_loss("boundary_ce:cells=1,sigma=5")
+    labels = torch.zeros(1, 6, 20, dtype=torch.long)
+    labels[:, :, :10] = 1
+    labels[:, :, 14:] = 1
+    logits = torch.zeros(1, 2, 6, 20)
+    expected = boundary_weight_map(labels, cells=1).mean() * np.log(2)
+    assert loss(logits, labels).item() == pytest.approx(expected.item(), rel=1e-5)

@@ -7,7 +7,9 @@ import importlib
 import os
 import sys
 
-COMMANDS = ("train", "evaluate", "predict", "models", "segment", "bench", "explain", "refine", "demo")
+COMMANDS = (
+    "train", "evaluate", "predict", "models", "segment", "bench", "explain", "refine", "export", "demo",
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

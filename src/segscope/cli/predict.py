@@ -19,6 +19,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="network runtime: torch (default) or onnxruntime on RUN_DIR/model.onnx (`segscope export`)",
+    )
+    p.add_argument("--onnx", type=Path, metavar="FILE", help="ONNX file for --backend onnxruntime")
     p.set_defaults(func=run)
 
 
@@ -62,6 +69,14 @@ def run(args: argparse.Namespace) -> int:
     from segscope.visualize import overlay, write_png
 
     seg = segscope.load(args.run)
+    if args.backend == "onnxruntime":
+        from segscope.errors import UserError
+        from segscope.models.segmenter import DeepSegmenter
+
+        base = getattr(seg, "base", seg)
+        if not isinstance(base, DeepSegmenter):
+            raise UserError(f"{args.run}: --backend onnxruntime needs a deep run, {seg.name} is not one")
+        base.use_onnxruntime(args.onnx or Path(args.run) / "model.onnx")
     images = expand_images(args.images)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

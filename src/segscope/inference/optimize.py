@@ -1,10 +1,11 @@
 """Make a trained model cheaper to run without changing what it computes (beyond rounding).
 
-* :func:`fold_batchnorm` folds every eval-mode BatchNorm into the convolution before it
-  (``torch.nn.utils.fusion.fuse_conv_bn_eval`` does the arithmetic), for the two ways models write
-  that pair: consecutive entries of an ``nn.Sequential`` and torchvision ResNet blocks' ``convN``/``bnN``
-  attributes. torch.fx's fuser would do this too, but needs a traceable forward, which models that
-  pad odd sizes are not.
+* :func:`fold_batchnorm` folds every eval-mode BatchNorm into the convolution (or transposed convolution,
+  as DeconvNet's decoder) before it (``torch.nn.utils.fusion.fuse_conv_bn_eval`` does the arithmetic),
+  for the ways models write that pair: consecutive entries of an ``nn.Sequential`` (also a block ending
+  in a convolution followed by a BatchNorm, as a depthwise-separable conv) and torchvision ResNet blocks'
+  ``convN``/``bnN`` attributes. torch.fx's fuser would do this too, but needs a traceable forward, which
+  models that pad odd sizes are not.
 * :class:`InferenceModel` runs the folded model in channels-last memory format (oneDNN's fast path on
   CPU) under ``torch.inference_mode``, optionally in bfloat16 autocast (about 2x faster on CPUs with
   AVX-512 BF16 / AMX; logits change by rounding only).
@@ -20,7 +21,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` (in eval mode) with each Conv2d->BatchNorm2d pair folded into one Conv2d."""
+    """A copy of ``model`` (in eval mode) with each Conv2d/ConvTranspose2d -> BatchNorm2d pair folded into one
+    convolution."""
     model = copy.deepcopy(model).eval()
     for module in model.modules():
         if isinstance(module, nn.Sequential):
@@ -28,19 +30,26 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
             for a, b in zip(names, names[1:]):
                 conv, bn = module._modules[a], module._modules[b]
                 if _foldable(conv, bn):
-                    module._modules[a] = fuse_conv_bn_eval(conv, bn)
+                    module._modules[a] = _fuse(conv, bn)
+                    module._modules[b] = nn.Identity()
+                elif isinstance(conv, nn.Sequential) and len(conv) and _foldable(conv[-1], bn):
+                    conv[-1] = _fuse(conv[-1], bn)  # a block ending in a conv (depthwise-separable)
                     module._modules[b] = nn.Identity()
         for i in range(1, 4):  # torchvision ResNet: conv1/bn1, conv2/bn2, conv3/bn3
             conv, bn = getattr(module, f"conv{i}", None), getattr(module, f"bn{i}", None)
             if _foldable(conv, bn):
-                setattr(module, f"conv{i}", fuse_conv_bn_eval(conv, bn))
+                setattr(module, f"conv{i}", _fuse(conv, bn))
                 setattr(module, f"bn{i}", nn.Identity())
     return model
 
 
+def _fuse(conv: nn.Module, bn: nn.BatchNorm2d) -> nn.Module:
+    return fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d))
+
+
 def _foldable(conv: object, bn: object) -> bool:
     return (
-        isinstance(conv, nn.Conv2d)
+        isinstance(conv, nn.Conv2d | nn.ConvTranspose2d)
         and isinstance(bn, nn.BatchNorm2d)
         and bn.track_running_stats
         and conv.out_channels == bn.num_features

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.ndimage import distance_transform_edt
+from scipy.ndimage import distance_transform_edt, find_objects, label
 
 from segscope.losses.functional import as_float, match_target
 
@@ -69,6 +69,26 @@ def boundary_loss(
     return prod.sum() / (valid.sum() * len(idx)).clamp(min=1)
 
 
+def two_nearest_cell_distances(cells: np.ndarray, reach: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+    """``d1, d2``: per pixel, the distances to the nearest and the second-nearest cell of the binary map
+    ``cells`` (its 8-connected components; 0 inside a cell for ``d1``), ``inf`` where there is none.
+
+    Each cell's distance transform is computed in its bounding box grown by ``reach`` pixels only (exact
+    there); farther pixels keep ``inf`` for that cell, which leaves ``d1 + d2 <= reach`` exact.
+    """
+    components, count = label(cells, structure=np.ones((3, 3), dtype=bool))
+    d1 = np.full(cells.shape, np.inf)
+    d2 = np.full(cells.shape, np.inf)
+    grow = int(np.ceil(min(reach, max(cells.shape))))
+    for k, box in enumerate(find_objects(components), start=1):
+        box = tuple(slice(max(s.start - grow, 0), min(s.stop + grow, n)) for s, n in zip(box, cells.shape))
+        dk = distance_transform_edt(components[box] != k)
+        near, second = d1[box], d2[box]
+        second[...] = np.minimum(second, np.maximum(near, dk))
+        near[...] = np.minimum(near, dk)
+    return d1, d2
+
+
 def boundary_weight_map(
     target: torch.Tensor,
     *,
@@ -76,23 +96,31 @@ def boundary_weight_map(
     sigma: float = 5.0,
     weight: torch.Tensor | None = None,
     ignore_index: int = 255,
+    cells: int | None = None,
 ) -> torch.Tensor:
-    """U-Net-style pixel weights ``w(x) = w_c(x) + w0 exp(-d(x)^2 / (2 sigma^2))``, ``(N, H, W)`` float32.
+    """U-Net pixel weights ``w(x) = w_c(x) + w0 exp(-d(x)^2 / (2 sigma^2))``, ``(N, H, W)`` float32.
 
-    ``w_c`` is the class weight of the pixel's label (1 without ``weight``); ``d`` the distance to the
-    nearest pixel of another class (1 next to a boundary; no term in a one-class image). Departure from
-    the paper: U-Net's ``d_1 + d_2`` (distances to the two nearest cells) needs instances; the semantic
-    version uses the distance to the nearest other class. Ignored pixels get weight 0.
+    ``w_c`` is the class weight of the pixel's label (1 without ``weight``). ``cells`` (a class index, e.g.
+    1 for ISBI's cell interiors): the paper's ``d = d_1 + d_2``, the distances to the nearest and the
+    second-nearest cell (connected component of that class, :func:`two_nearest_cell_distances`), so the
+    thin borders between touching cells weigh most; no term where fewer than two cells are near.
+    ``cells=None``: a semantic version, ``d`` the distance to the nearest pixel of another class (1 next
+    to a boundary; no term in a one-class image). Ignored pixels get weight 0.
 
     References: Ronneberger, Fischer & Brox, "U-Net: convolutional networks for biomedical image
-    segmentation", MICCAI 2015, eq. 2.
+    segmentation", MICCAI 2015, eq. 2 (w0 = 10, sigma ~ 5 px).
     """
     if sigma <= 0:
         raise ValueError(f"boundary_ce sigma must be > 0, got {sigma}")
     t = target.detach().cpu().numpy()
     dist = np.full(t.shape, np.inf)
+    reach = sigma * np.sqrt(2 * np.log(1e6))  # beyond it the term is below w0 * 1e-6
     for n, labels in enumerate(t):
         ignored = labels == ignore_index
+        if cells is not None:
+            d1, d2 = two_nearest_cell_distances(labels == cells, reach)
+            dist[n] = d1 + d2
+            continue
         for c in np.unique(labels[~ignored]):
             pos = labels == c
             if not (pos | ignored).all():
@@ -114,17 +142,20 @@ def boundary_weighted_cross_entropy(
     sigma: float = 5.0,
     weight: torch.Tensor | None = None,
     ignore_index: int = 255,
+    cells: int | None = None,
 ) -> torch.Tensor:
     """Cross-entropy weighted per pixel by :func:`boundary_weight_map`, mean over valid pixels.
 
     U-Net's energy ``sum_x w(x) log p_y(x)``, averaged rather than summed so the scale does not depend on
     the image size; ``w0 = 0`` without ``weight`` is plain cross-entropy. Defaults ``w0 = 10``,
-    ``sigma = 5`` px as in the paper.
+    ``sigma = 5`` px as in the paper; ``cells`` the class whose connected components are the cells (the
+    paper's ``d_1 + d_2``; e.g. ``"ce+boundary_ce:cells=1"`` on ISBI 2012 where 1 is the cell interior).
 
     References: Ronneberger, Fischer & Brox, "U-Net", MICCAI 2015.
     """
     target = match_target(logits, target)
     x = as_float(logits)
-    w = boundary_weight_map(target, w0=w0, sigma=sigma, weight=weight, ignore_index=ignore_index).to(x.dtype)
+    w = boundary_weight_map(target, w0=w0, sigma=sigma, weight=weight, ignore_index=ignore_index, cells=cells)
+    w = w.to(x.dtype)
     nll = F.cross_entropy(x, target.clamp(0, x.shape[1] - 1), reduction="none")
     return (w * nll).sum() / (target != ignore_index).sum().clamp(min=1)

@@ -156,8 +156,9 @@ class BoundaryWeightedCrossEntropy(FunctionalLoss):
         sigma: float = 5.0,
         weight: torch.Tensor | None = None,
         ignore_index: int = 255,
+        cells: int | None = None,
     ) -> None:
-        super().__init__(w0=w0, sigma=sigma, weight=weight, ignore_index=ignore_index)
+        super().__init__(w0=w0, sigma=sigma, weight=weight, ignore_index=ignore_index, cells=cells)
 
 
 class CompositeLoss(nn.Module):

@@ -82,7 +82,7 @@ KINDS: dict[str, LossKind] = {
     "boundary": LossKind(modules.BoundaryLoss),
     "boundary_ce": LossKind(
         modules.BoundaryWeightedCrossEntropy,
-        {"w0": _NONNEG, "sigma": _number(float, 0.0, lo_open=True)},
+        {"w0": _NONNEG, "sigma": _number(float, 0.0, lo_open=True), "cells": _number(int, 0)},
         weighted=True,
     ),
     "ohem": LossKind(

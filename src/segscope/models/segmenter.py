@@ -197,6 +197,14 @@ class DeepSegmenter(Segmenter):
             out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
         return out[0].float().cpu()
 
+    def use_onnxruntime(self, path: str | Path) -> DeepSegmenter:
+        """Run inference on the ONNX export at ``path`` in ONNX Runtime (same preprocessing, tiling and
+        decision; see :mod:`segscope.inference.onnx_export`)."""
+        from segscope.inference.onnx_export import OnnxRuntimeModel
+
+        self._fast_model = OnnxRuntimeModel(path, like=self.model)
+        return self
+
     def inference_model(self) -> torch.nn.Module:
         """The trained model with BatchNorm folded, channels-last and ``inference_dtype`` (cached)."""
         if self._fast_model is None:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from segscope.models.layers.conv import ConvNormAct
+from segscope.models.layers.pooling import adaptive_avg_pool2d
 
 PYRAMID_BINS = (1, 2, 3, 6)
 
@@ -55,6 +56,6 @@ class PyramidPoolingModule(nn.Module):
         size = x.shape[-2:]
         levels = [x]
         for b, stage in zip(self.bins, self.stages):
-            pooled = stage(F.adaptive_avg_pool2d(x, b))  # (N, reduction, b, b)
+            pooled = stage(adaptive_avg_pool2d(x, b))  # (N, reduction, b, b)
             levels.append(F.interpolate(pooled, size=size, mode="bilinear", align_corners=False))
         return torch.cat(levels, dim=1)

@@ -63,6 +63,11 @@ class MaxUnpool2d(nn.Module):
 
     def forward(self, x: torch.Tensor, switches: PoolSwitches) -> torch.Tensor:
         # (N, C, h, w) -> (N, C, H, W), zeros except at the switches
+        if torch.jit.is_tracing():  # ONNX export: the same placement as a scatter (ONNX ScatterElements)
+            n, c = x.shape[:2]
+            h, w = switches.size
+            flat = x.new_zeros((n, c, h * w)).scatter(2, switches.indices.flatten(2), x.flatten(2))
+            return flat.view(n, c, h, w)
         return F.max_unpool2d(x, switches.indices, self.kernel_size, self.stride, output_size=switches.size)
 
     def extra_repr(self) -> str:

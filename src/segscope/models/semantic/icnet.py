@@ -59,6 +59,7 @@ from segscope.models.encoders.base import Pretrained
 from segscope.models.encoders.resnet import ResNetEncoder
 from segscope.models.layers.conv import ConvNormAct
 from segscope.models.layers.deep_supervision import DeeplySupervised, deep_supervision_loss
+from segscope.models.layers.pooling import adaptive_avg_pool2d
 from segscope.models.registration import register_model
 
 PAPER = (
@@ -112,7 +113,7 @@ class PyramidSum(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         total = x
         for b in self.bins:
-            total = total + _resize(F.adaptive_avg_pool2d(x, b), x.shape[-2:])
+            total = total + _resize(adaptive_avg_pool2d(x, b), x.shape[-2:])
         return self.project(total)
 
 
