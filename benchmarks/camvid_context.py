@@ -24,11 +24,10 @@ wheel. Paper anchors are VOC 2012 val after full GPU training; compare the rows 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import torch
+from timing import Logits, median_ms
 
 import segscope
 from segscope.bench import BenchPlan, run_bench
@@ -79,15 +78,7 @@ LATENCY_SIZE = (368, 480)  # CamVid's 360x480 padded to a multiple of 16, as SMP
 
 
 def latency_ms(model: torch.nn.Module, repeats: int, *, autocast: bool = False) -> float:
-    x = torch.randn(1, 3, *LATENCY_SIZE)
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-        model(x)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+    return median_ms(model, torch.randn(1, 3, *LATENCY_SIZE), repeats, autocast=autocast)
 
 
 def peers(num_classes: int) -> dict[str, tuple[str, dict, torch.nn.Module]]:
@@ -119,18 +110,6 @@ def peers(num_classes: int) -> dict[str, tuple[str, dict, torch.nn.Module]]:
         ),
     )
     return out
-
-
-class _Out(torch.nn.Module):
-    """torchvision's segmentation models return a dict; time the tensor they return."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
-        return out["out"] if isinstance(out, dict) else out
 
 
 def main() -> None:
@@ -204,7 +183,7 @@ def main() -> None:
     )
     for label, (name, options, theirs) in peers(len(classes)).items():
         ours = create_model(name, num_classes=len(classes), in_channels=3, **options).eval()
-        theirs = _Out(theirs.eval())
+        theirs = Logits(theirs.eval())
         times = (
             latency_ms(theirs, args.repeats),
             latency_ms(InferenceModel(ours, dtype=torch.float32), args.repeats),

@@ -21,11 +21,10 @@ and a few CPU minutes are not a full training: compare the models with each othe
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import torch
+from timing import median_ms
 
 from segscope.bench import BenchPlan, run_bench
 from segscope.factory import create_model, list_models
@@ -53,15 +52,7 @@ MODEL_OPTIONS = {"pixelnet_vgg16": {"width": 0.25}, "icnet_resnet18": {"label_gu
 
 
 def latency_ms(model: torch.nn.Module, repeats: int) -> float:
-    x = torch.randn(1, 3, *LATENCY_SIZE)
-    with torch.inference_mode():
-        model(x)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+    return median_ms(model, torch.randn(1, 3, *LATENCY_SIZE), repeats)
 
 
 def main() -> None:

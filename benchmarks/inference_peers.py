@@ -21,42 +21,17 @@ with a different head), so it is not timed here.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from timing import Logits, median_ms
 
 from segscope.factory import create_model
 from segscope.inference import InferenceModel
 from segscope.models.semantic import deeplab_v3, deeplab_v3plus, fcn_dilated
 
 NUM_CLASSES = 11
-
-
-class Logits(torch.nn.Module):
-    """torchvision's segmentation models return ``{"out": ...}``; time and compare the tensor."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
-        return out["out"] if isinstance(out, dict) else out
-
-
-def median_ms(fn, x: torch.Tensor, repeats: int, *, autocast: bool = False) -> float:
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-        for _ in range(2):
-            fn(x)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn(x)
-            times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
 
 
 def randomise_batchnorm(model: torch.nn.Module) -> None:
@@ -137,11 +112,11 @@ def main() -> None:
                         max(float((fast32(x) - ref).abs().max()), float((ort(x) - ref).abs().max())) / scale
                     )
                 t = (
-                    median_ms(peer, x, args.repeats),
-                    median_ms(fast32, x, args.repeats),
-                    median_ms(ort, x, args.repeats),
-                    median_ms(peer, x, args.repeats, autocast=True),
-                    median_ms(fast16, x, args.repeats),
+                    median_ms(peer, x, args.repeats, warmup=2),
+                    median_ms(fast32, x, args.repeats, warmup=2),
+                    median_ms(ort, x, args.repeats, warmup=2),
+                    median_ms(peer, x, args.repeats, warmup=2, autocast=True),
+                    median_ms(fast16, x, args.repeats, warmup=2),
                 )
             print(
                 f"{label:<36}{f'{h}x{w}':>9}{diff:>10.1e}{t[0]:>10.1f}{t[1]:>10.1f}{t[0] / t[1]:>6.2f}"

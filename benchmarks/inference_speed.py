@@ -12,26 +12,13 @@ and the agreement of the arg-max maps with the peer's.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 
-def median_ms(fn, x: torch.Tensor, repeats: int) -> float:
-    with torch.inference_mode():
-        for _ in range(3):
-            fn(x)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn(x)
-            times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
-
-
 def main() -> None:
     import segmentation_models_pytorch as smp
+    from timing import median_ms
 
     from segscope import create_model
     from segscope.inference import InferenceModel
@@ -54,9 +41,9 @@ def main() -> None:
     ours.load_state_dict(peer.state_dict())
     x = torch.randn(1, 3, h, w)
     fp32, bf16 = InferenceModel(ours), InferenceModel(ours, dtype=torch.bfloat16)
-    t_peer = median_ms(peer, x, args.repeats)
-    t_fp32 = median_ms(fp32, x, args.repeats)
-    t_bf16 = median_ms(bf16, x, args.repeats)
+    t_peer = median_ms(peer, x, args.repeats, warmup=3)
+    t_fp32 = median_ms(fp32, x, args.repeats, warmup=3)
+    t_bf16 = median_ms(bf16, x, args.repeats, warmup=3)
     with torch.inference_mode():
         ref = peer(x).argmax(1)
         agree32 = (fp32(x).argmax(1) == ref).float().mean().item()

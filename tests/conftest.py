@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from torch import nn
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -46,3 +47,14 @@ def write_folder_dataset(root: Path, n: int = 8, size: int = 48, seed: int = 0) 
 @pytest.fixture
 def disc_dataset(tmp_path: Path) -> Path:
     return write_folder_dataset(tmp_path / "discs")
+
+
+def randomise_batchnorm(model: nn.Module) -> None:
+    """Non-trivial BatchNorm statistics and affine terms, so a wrong key map or fold cannot hide behind
+    identity BatchNorms."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)

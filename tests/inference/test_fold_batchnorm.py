@@ -8,15 +8,7 @@ from torch import nn
 
 from segscope.factory import create_model
 from segscope.inference import InferenceModel, fold_batchnorm
-
-
-def randomise_batchnorm(model: nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
+from tests.conftest import randomise_batchnorm
 
 
 def test_transposed_convolution_and_batchnorm_fold_exactly():

@@ -14,6 +14,7 @@ from segscope.models.semantic import deeplab_v3, deeplab_v3plus, fcn_dilated
 from segscope.models.semantic.deeplab_v3 import DeepLabV3
 from segscope.models.semantic.deeplab_v3plus import DeepLabV3Plus
 from segscope.models.semantic.fcn_dilated import DilatedFCN
+from tests.conftest import randomise_batchnorm
 
 RESNET50, RESNET101 = 23_508_032, 42_500_160  # torchvision ImageNet counts minus the fc classifier
 
@@ -33,16 +34,6 @@ def separable(c_in: int, c_out: int) -> int:
 def aspp(c_in: int, sep: bool, c: int = 256) -> int:
     branch3 = (separable(c_in, c) if sep else conv(c_in, c, 3)) + bn(c)
     return 2 * (conv(c_in, c) + bn(c)) + 3 * branch3 + conv(5 * c, c) + bn(c)  # 1x1, pooling, 3x 3x3, project
-
-
-def randomise_batchnorm(model: torch.nn.Module) -> None:
-    """Non-trivial BN statistics and affine terms, so a wrong key map cannot hide behind identity BNs."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
 
 
 def test_deeplabv3_equals_torchvision_on_the_same_weights():

@@ -14,28 +14,35 @@ from segscope.models.encoders.base import (
     load_into,
     load_state_dict_file,
 )
+from segscope.models.encoders.efficientnet_lite import LITE_PARAMS, EfficientNetLiteEncoder
 from segscope.models.encoders.resnet import RESNET_CHANNELS, ResNetEncoder
 from segscope.models.encoders.vgg import VGG16_STAGES, VGGEncoder, scale_channels
 
-ENCODERS = ("vgg16", "vgg16_bn", *RESNET_CHANNELS)
+LITE_ENCODERS = tuple(LITE_PARAMS)
+ENCODERS = ("vgg16", "vgg16_bn", *RESNET_CHANNELS, *LITE_ENCODERS)
 
 
 def create_encoder(
     name: str, *, in_channels: int = 3, pretrained: Pretrained = False, **options: Any
 ) -> Encoder:
-    """An encoder by torchvision name: ``"vgg16"``, ``"vgg16_bn"`` or ``"resnet18"`` ... ``"resnet152"``."""
+    """An encoder by name: ``"vgg16"``, ``"vgg16_bn"``, ``"resnet18"`` ... ``"resnet152"`` (torchvision's) or
+    ``"efficientnet_lite0/1/2"``; ``options`` go to its class (e.g. ``output_stride``)."""
     if name in ("vgg16", "vgg16_bn"):
         return VGGEncoder(
             batch_norm=name == "vgg16_bn", in_channels=in_channels, pretrained=pretrained, **options
         )
     if name in RESNET_CHANNELS:
         return ResNetEncoder(name, in_channels=in_channels, pretrained=pretrained, **options)
+    if name in LITE_ENCODERS:
+        return EfficientNetLiteEncoder(name, in_channels=in_channels, pretrained=pretrained, **options)
     raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")
 
 
 __all__ = [
     "ENCODERS",
+    "EfficientNetLiteEncoder",
     "Encoder",
+    "LITE_ENCODERS",
     "Pretrained",
     "RESNET_CHANNELS",
     "ResNetEncoder",

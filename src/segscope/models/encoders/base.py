@@ -18,6 +18,7 @@ Weights (``pretrained`` in the builders):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -114,6 +115,21 @@ def encoder_part(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     if not any(k.startswith(prefix) for k in state):
         return state
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def rename_prefixes(
+    state: dict[str, torch.Tensor], prefixes: Sequence[tuple[str, str]]
+) -> dict[str, torch.Tensor]:
+    """``state`` with each key's first matching prefix ``theirs`` replaced by ``ours`` (pairs in
+    ``prefixes``); other keys unchanged. How another library's state dict is mapped onto a segscope model."""
+    out = {}
+    for key, value in state.items():
+        for theirs, ours in prefixes:
+            if key.startswith(theirs):
+                key = ours + key[len(theirs) :]
+                break
+        out[key] = value
+    return out
 
 
 def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:

@@ -90,9 +90,7 @@ class AtrousVGG16(VGGEncoder):
         self.strides = (2, 4, 8, 8, 8)
 
     def forward_with_switches(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[PoolSwitches]]:
-        raise NotImplementedError(
-            "the atrous VGG16 pools 3x3 with stride 1 at pool4/pool5: no unpooling switches"
-        )
+        raise TypeError("the atrous VGG16 pools 3x3 with stride 1 at pool4/pool5: no unpooling switches")
 
 
 def upsample_aligned(x: torch.Tensor, stride: int, size: Sequence[int]) -> torch.Tensor:

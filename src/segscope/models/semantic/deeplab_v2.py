@@ -47,7 +47,7 @@ Departures:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -56,7 +56,7 @@ from segscope.models.encoders.base import Pretrained, backbone_state_dict, check
 from segscope.models.encoders.resnet import ResNetEncoder
 from segscope.models.encoders.vgg import scale_channels
 from segscope.models.layers.aspp import ASPP_V2_RATES, ASPPv2
-from segscope.models.registration import register_model
+from segscope.models.registration import register_model, register_variant
 from segscope.models.semantic.deeplab_v1 import (
     AtrousVGG16,
     imagenet_fc_state,
@@ -142,27 +142,20 @@ def deeplabv2_vgg16(
     return DeepLabV2(encoder, aspp, num_classes)
 
 
-def _resnet_builder(arch: str, doc: str) -> Callable[..., DeepLabV2]:
-    def build(num_classes: int, in_channels: int = 3, **options) -> DeepLabV2:
-        return deeplabv2_resnet(num_classes, in_channels, arch=arch, **options)
-
-    build.__name__ = f"deeplabv2_{arch}"
-    build.__doc__ = doc
-    return build
-
-
-register_model("deeplabv2_resnet101", paper=PAPER)(
-    _resnet_builder(
-        "resnet101",
-        "DeepLab v2 ASPP-L (Chen et al. TPAMI 2017) on a ResNet-101 at output stride 8; options: pretrained, "
-        "output_stride, rates. The dense CRF is the crf stage.",
-    )
+register_variant(
+    "deeplabv2_resnet101",
+    deeplabv2_resnet,
+    paper=PAPER,
+    doc="DeepLab v2 ASPP-L (Chen et al. TPAMI 2017) on a ResNet-101 at output stride 8; options: pretrained, "
+    "output_stride, rates. The dense CRF is the crf stage.",
+    arch="resnet101",
 )
-register_model("deeplabv2_resnet50", paper=PAPER)(
-    _resnet_builder(
-        "resnet50",
-        "DeepLab v2 ASPP-L on a ResNet-50: a lighter variant (a departure, not in the paper); same options.",
-    )
+register_variant(
+    "deeplabv2_resnet50",
+    deeplabv2_resnet,
+    paper=PAPER,
+    doc="DeepLab v2 ASPP-L on a ResNet-50: a lighter variant (a departure, not in the paper); same options.",
+    arch="resnet50",
 )
 
 

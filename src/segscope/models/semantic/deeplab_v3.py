@@ -38,22 +38,22 @@ Lite encoder to the same output stride.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segscope.models.encoders import Encoder, Pretrained, ResNetEncoder
+from segscope.models.encoders import LITE_ENCODERS, Pretrained, create_encoder
+from segscope.models.encoders.base import rename_prefixes
 from segscope.models.layers.aspp import ASPP, ASPP_V3_RATES
 from segscope.models.layers.deep_supervision import DeeplySupervised
 from segscope.models.layers.heads import FCNHead
-from segscope.models.registration import register_model
+from segscope.models.registration import register_variant
 
 PAPER = "Chen, Papandreou, Schroff, Adam. Rethinking Atrous Convolution for Semantic Image Segmentation. 2017"
 MULTI_GRID = (1, 2, 4)
-LITE_ENCODERS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 TORCHVISION_KEYS = (  # torchvision deeplabv3 key prefix -> segscope's (tested by loading both ways)
     ("backbone.", "encoder."),
     ("classifier.0.", "aspp."),
@@ -64,31 +64,9 @@ TORCHVISION_KEYS = (  # torchvision deeplabv3 key prefix -> segscope's (tested b
 )
 
 
-def dilated_encoder(
-    name: str,
-    *,
-    in_channels: int,
-    output_stride: int,
-    pretrained: Pretrained,
-    multi_grid: Sequence[int] | None = None,
-) -> Encoder:
-    """A ResNet (``"resnet50"`` ...) or EfficientNet-Lite (``"efficientnet_lite0"`` ...) encoder dilated to
-    ``output_stride``; multi-grid applies to ResNets only."""
-    if name in LITE_ENCODERS:
-        from segscope.models.encoders.efficientnet_lite import EfficientNetLiteEncoder
-
-        if multi_grid is not None:
-            raise ValueError("multi_grid applies to ResNet encoders only; use multi_grid=null")
-        return EfficientNetLiteEncoder(
-            name, in_channels=in_channels, pretrained=pretrained, output_stride=output_stride
-        )
-    return ResNetEncoder(
-        name,
-        in_channels=in_channels,
-        output_stride=output_stride,
-        pretrained=pretrained,
-        multi_grid=multi_grid,
-    )
+def lite_free_options(encoder: str, **resnet_options: Any) -> dict[str, Any]:
+    """``resnet_options`` (such as ``multi_grid``) for a ResNet encoder; none for an EfficientNet-Lite one."""
+    return {} if encoder in LITE_ENCODERS else resnet_options
 
 
 def scaled_rates(rates: Sequence[int] | None, output_stride: int) -> tuple[int, ...]:
@@ -140,14 +118,12 @@ class DeepLabV3(DeeplySupervised):
         super().__init__()
         if output_stride not in (8, 16):
             raise ValueError(f"output_stride must be 16 or 8, got {output_stride}")
-        if encoder in LITE_ENCODERS:
-            multi_grid = None
-        self.encoder = dilated_encoder(
+        self.encoder = create_encoder(
             encoder,
             in_channels=in_channels,
-            output_stride=output_stride,
             pretrained=pretrained,
-            multi_grid=multi_grid,
+            output_stride=output_stride,
+            **lite_free_options(encoder, multi_grid=multi_grid),
         )
         self.input_mean = getattr(self.encoder, "input_mean", None)
         self.input_std = getattr(self.encoder, "input_std", None)
@@ -179,36 +155,29 @@ class DeepLabV3(DeeplySupervised):
 
 def from_torchvision_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """torchvision's ``deeplabv3_resnet*`` state dict in segscope's key names (:data:`TORCHVISION_KEYS`)."""
-    out = {}
-    for key, value in state.items():
-        for theirs, ours in TORCHVISION_KEYS:
-            if key.startswith(theirs):
-                key = ours + key[len(theirs) :]
-                break
-        out[key] = value
-    return out
-
-
-def _builder(encoder: str, doc: str) -> Callable[..., DeepLabV3]:
-    def build(num_classes: int = 2, in_channels: int = 3, **options: Any) -> DeepLabV3:
-        return DeepLabV3(num_classes, in_channels, encoder=encoder, **options)
-
-    build.__name__ = f"deeplabv3_{encoder}"
-    build.__doc__ = doc
-    return build
+    return rename_prefixes(state, TORCHVISION_KEYS)
 
 
 _OPTIONS = "options: pretrained, output_stride, rates, multi_grid, head_conv, aux, aux_weight, dropout"
-register_model("deeplabv3_resnet101", paper=PAPER)(
-    _builder("resnet101", f"DeepLab v3 on a dilated ResNet-101 (the paper's); {_OPTIONS}.")
+register_variant(
+    "deeplabv3_resnet101",
+    DeepLabV3,
+    paper=PAPER,
+    doc=f"DeepLab v3 on a dilated ResNet-101 (the paper's); {_OPTIONS}.",
+    encoder="resnet101",
 )
-register_model("deeplabv3_resnet50", paper=PAPER)(
-    _builder("resnet50", f"DeepLab v3 on a dilated ResNet-50; {_OPTIONS}.")
+register_variant(
+    "deeplabv3_resnet50",
+    DeepLabV3,
+    paper=PAPER,
+    doc=f"DeepLab v3 on a dilated ResNet-50; {_OPTIONS}.",
+    encoder="resnet50",
 )
-register_model("deeplabv3_efficientnet_lite0", paper=PAPER)(
-    _builder(
-        "efficientnet_lite0",
-        "DeepLab v3 on a dilated EfficientNet-Lite0 (ImageNet offline with pretrained=imagenet; not in the "
-        f"paper); {_OPTIONS}.",
-    )
+register_variant(
+    "deeplabv3_efficientnet_lite0",
+    DeepLabV3,
+    paper=PAPER,
+    doc="DeepLab v3 on a dilated EfficientNet-Lite0 (ImageNet offline with pretrained=imagenet; not in the "
+    f"paper); {_OPTIONS}.",
+    encoder="efficientnet_lite0",
 )

@@ -36,18 +36,18 @@ its stride-4 map (24 channels) for the decoder; no multi-scale / flip inference.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segscope.models.encoders import Pretrained
+from segscope.models.encoders import Pretrained, create_encoder
+from segscope.models.encoders.base import rename_prefixes
 from segscope.models.layers.aspp import ASPP
 from segscope.models.layers.separable import SeparableConv2d
-from segscope.models.registration import register_model
-from segscope.models.semantic.deeplab_v3 import LITE_ENCODERS, dilated_encoder, scaled_rates
+from segscope.models.registration import register_variant
+from segscope.models.semantic.deeplab_v3 import lite_free_options, scaled_rates
 
 PAPER = (
     "Chen, Zhu, Papandreou, Schroff, Adam. Encoder-Decoder with Atrous Separable Convolution for Semantic "
@@ -124,12 +124,12 @@ class DeepLabV3Plus(nn.Module):
             raise ValueError(f"output_stride must be 16 or 8, got {output_stride}")
         if decoder_convs < 1:
             raise ValueError(f"decoder_convs must be at least 1, got {decoder_convs}")
-        self.encoder = dilated_encoder(
+        self.encoder = create_encoder(
             encoder,
             in_channels=in_channels,
-            output_stride=output_stride,
             pretrained=pretrained,
-            multi_grid=None if encoder in LITE_ENCODERS else multi_grid,
+            output_stride=output_stride,
+            **lite_free_options(encoder, multi_grid=multi_grid),
         )
         self.input_mean = getattr(self.encoder, "input_mean", None)
         self.input_std = getattr(self.encoder, "input_std", None)
@@ -167,38 +167,31 @@ class DeepLabV3Plus(nn.Module):
 
 def from_smp_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """An SMP ``DeepLabV3Plus`` state dict in segscope's key names (:data:`SMP_KEYS`)."""
-    out = {}
-    for key, value in state.items():
-        for theirs, ours in SMP_KEYS:
-            if key.startswith(theirs):
-                key = ours + key[len(theirs) :]
-                break
-        out[key] = value
-    return out
-
-
-def _builder(encoder: str, doc: str) -> Callable[..., DeepLabV3Plus]:
-    def build(num_classes: int = 2, in_channels: int = 3, **options: Any) -> DeepLabV3Plus:
-        return DeepLabV3Plus(num_classes, in_channels, encoder=encoder, **options)
-
-    build.__name__ = f"deeplabv3plus_{encoder}"
-    build.__doc__ = doc
-    return build
+    return rename_prefixes(state, SMP_KEYS)
 
 
 _OPTIONS = (
     "options: pretrained, output_stride, rates, multi_grid, separable, decoder_convs, aspp_conv, dropout"
 )
-register_model("deeplabv3plus_resnet101", paper=PAPER)(
-    _builder("resnet101", f"DeepLab v3+ on a dilated ResNet-101 (the paper's Table 3); {_OPTIONS}.")
+register_variant(
+    "deeplabv3plus_resnet101",
+    DeepLabV3Plus,
+    paper=PAPER,
+    doc=f"DeepLab v3+ on a dilated ResNet-101 (the paper's Table 3); {_OPTIONS}.",
+    encoder="resnet101",
 )
-register_model("deeplabv3plus_resnet50", paper=PAPER)(
-    _builder("resnet50", f"DeepLab v3+ on a dilated ResNet-50; {_OPTIONS}.")
+register_variant(
+    "deeplabv3plus_resnet50",
+    DeepLabV3Plus,
+    paper=PAPER,
+    doc=f"DeepLab v3+ on a dilated ResNet-50; {_OPTIONS}.",
+    encoder="resnet50",
 )
-register_model("deeplabv3plus_efficientnet_lite0", paper=PAPER)(
-    _builder(
-        "efficientnet_lite0",
-        "DeepLab v3+ on a dilated EfficientNet-Lite0 (ImageNet offline with pretrained=imagenet; not in the "
-        f"paper); {_OPTIONS}.",
-    )
+register_variant(
+    "deeplabv3plus_efficientnet_lite0",
+    DeepLabV3Plus,
+    paper=PAPER,
+    doc="DeepLab v3+ on a dilated EfficientNet-Lite0 (ImageNet offline with pretrained=imagenet; not in the "
+    f"paper); {_OPTIONS}.",
+    encoder="efficientnet_lite0",
 )

@@ -59,7 +59,7 @@ Departures:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -72,7 +72,7 @@ from segscope.models.layers.conv import ConvNormAct
 from segscope.models.layers.deep_supervision import DeeplySupervised, LossFn
 from segscope.models.layers.encoding import Encoding
 from segscope.models.layers.heads import FCNHead
-from segscope.models.registration import register_model
+from segscope.models.registration import register_variant
 
 PAPER = "Zhang, Dana, Shi, Zhang, Wang, Tyagi, Agrawal. Context Encoding for Semantic Segmentation. CVPR 2018"
 SE_LOSS_WEIGHT = 0.2  # the authors' --se-weight default
@@ -207,19 +207,18 @@ class EncNet(DeeplySupervised):
         return super().train(mode)
 
 
-def _builder(arch: str, doc: str) -> Callable[..., EncNet]:
-    def build(num_classes: int = 2, in_channels: int = 3, **options) -> EncNet:
-        return EncNet(num_classes, in_channels, arch=arch, **options)
-
-    build.__name__ = f"encnet_{arch}"
-    build.__doc__ = doc
-    return build
-
-
 _OPTIONS = "options: pretrained, codewords, se_loss_weight, aux, aux_weight, residual_attention."
-register_model("encnet_resnet50", paper=PAPER)(
-    _builder("resnet50", f"EncNet (Zhang et al. CVPR 2018) on a dilated ResNet-50; {_OPTIONS}")
+register_variant(
+    "encnet_resnet50",
+    EncNet,
+    paper=PAPER,
+    doc=f"EncNet (Zhang et al. CVPR 2018) on a dilated ResNet-50; {_OPTIONS}",
+    arch="resnet50",
 )
-register_model("encnet_resnet101", paper=PAPER)(
-    _builder("resnet101", f"EncNet (Zhang et al. CVPR 2018) on a dilated ResNet-101; {_OPTIONS}")
+register_variant(
+    "encnet_resnet101",
+    EncNet,
+    paper=PAPER,
+    doc=f"EncNet (Zhang et al. CVPR 2018) on a dilated ResNet-101; {_OPTIONS}",
+    arch="resnet101",
 )

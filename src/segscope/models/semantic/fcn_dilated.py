@@ -19,16 +19,14 @@ head, torchvision's documented count;
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
 from segscope.models.encoders import Pretrained, ResNetEncoder
+from segscope.models.encoders.base import rename_prefixes
 from segscope.models.layers.deep_supervision import DeeplySupervised
 from segscope.models.layers.heads import FCNHead
-from segscope.models.registration import register_model
+from segscope.models.registration import register_variant
 
 PAPER = "Long, Shelhamer, Darrell. Fully Convolutional Networks for Semantic Segmentation. CVPR 2015"
 TORCHVISION_KEYS = (("backbone.", "encoder."), ("classifier.", "head."), ("aux_classifier.", "aux_head."))
@@ -69,27 +67,15 @@ class DilatedFCN(DeeplySupervised):
 
 def from_torchvision_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """torchvision's ``fcn_resnet*`` state dict in segscope's key names (:data:`TORCHVISION_KEYS`)."""
-    out = {}
-    for key, value in state.items():
-        for theirs, ours in TORCHVISION_KEYS:
-            if key.startswith(theirs):
-                key = ours + key[len(theirs) :]
-                break
-        out[key] = value
-    return out
-
-
-def _builder(arch: str) -> Callable[..., DilatedFCN]:
-    def build(num_classes: int = 2, in_channels: int = 3, **options: Any) -> DilatedFCN:
-        return DilatedFCN(num_classes, in_channels, arch=arch, **options)
-
-    build.__name__ = f"fcn_{arch}"
-    build.__doc__ = (
-        f"torchvision's FCN-{arch[6:]}: dilated {arch} (output stride 8) + FCN head; options: pretrained, "
-        "output_stride, aux, aux_weight."
-    )
-    return build
+    return rename_prefixes(state, TORCHVISION_KEYS)
 
 
 for _arch in ("resnet50", "resnet101"):
-    register_model(f"fcn_{_arch}", paper=PAPER)(_builder(_arch))
+    register_variant(
+        f"fcn_{_arch}",
+        DilatedFCN,
+        paper=PAPER,
+        doc=f"torchvision's FCN-{_arch[6:]}: dilated {_arch} (output stride 8) + FCN head; options: "
+        "pretrained, output_stride, aux, aux_weight.",
+        arch=_arch,
+    )

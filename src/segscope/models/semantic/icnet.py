@@ -60,7 +60,7 @@ from segscope.models.encoders.resnet import ResNetEncoder
 from segscope.models.layers.conv import ConvNormAct
 from segscope.models.layers.deep_supervision import DeeplySupervised, deep_supervision_loss
 from segscope.models.layers.pooling import adaptive_avg_pool2d
-from segscope.models.registration import register_model
+from segscope.models.registration import register_variant
 
 PAPER = (
     "Zhao, Qi, Shen, Shi, Jia. ICNet for Real-Time Semantic Segmentation on High-Resolution Images. ECCV 2018"
@@ -229,26 +229,19 @@ def cascade_loss(
     return deep_supervision_loss(loss_fn, logits, aux_logits, target, weights[:-1], weights[-1])
 
 
-def _builder(arch: str, doc: str) -> Callable[..., ICNet]:
-    def build(num_classes: int = 2, in_channels: int = 3, **options) -> ICNet:
-        return ICNet(num_classes, in_channels, arch=arch, **options)
-
-    build.__name__ = f"icnet_{arch}"
-    build.__doc__ = doc
-    return build
-
-
-register_model("icnet_resnet50", paper=PAPER)(
-    _builder(
-        "resnet50",
-        "ICNet (Zhao et al. ECCV 2018) on a dilated ResNet-50; options: pretrained, label_guidance, "
-        "share_conv3_1, fuse_channels, pyramid_channels, pyramid_bins.",
-    )
+register_variant(
+    "icnet_resnet50",
+    ICNet,
+    paper=PAPER,
+    doc="ICNet (Zhao et al. ECCV 2018) on a dilated ResNet-50; options: pretrained, label_guidance, "
+    "share_conv3_1, fuse_channels, pyramid_channels, pyramid_bins.",
+    arch="resnet50",
 )
-register_model("icnet_resnet18", paper=PAPER)(
-    _builder(
-        "resnet18",
-        "ICNet on a hand-dilated ResNet-18: a lighter CPU variant (a departure, not in the paper); "
-        "same options.",
-    )
+register_variant(
+    "icnet_resnet18",
+    ICNet,
+    paper=PAPER,
+    doc="ICNet on a hand-dilated ResNet-18: a lighter CPU variant (a departure, not in the paper); "
+    "same options.",
+    arch="resnet18",
 )

