@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.segscope-installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,onnx]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,onnx,web]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -32,6 +32,7 @@ from segscope.oracle import (
     segment_from_scratch,
     train_oracle,
 )
+from segscope.prompts import Prompt
 from segscope.registry import REGISTRY, register
 from segscope.report import render_bench_report, render_run_report
 from segscope.run_config import RunConfig
@@ -54,6 +55,7 @@ __all__ = [
     "MaskCodec",
     "MetricSpec",
     "OneClassSegmenter",
+    "Prompt",
     "QualityOracle",
     "RefinedSegmenter",
     "RunConfig",

@@ -8,6 +8,8 @@
   volume) to the output type of the method's ``task`` (:mod:`segscope.types`): a :data:`LabelMap` of
   the dataset's class indices for ``"semantic"`` and ``"binary"``, :class:`~segscope.types.Instances`
   for ``"instance"``.
+* Interactive methods (``prompts`` non-empty) also take ``predict(image, prompt=Prompt(...))``: a box
+  and/or foreground / background points (:mod:`segscope.prompts`).
 * ``predict_proba(image)`` gives ``(num_classes, H, W)`` float32 scores (one-hot by default).
 * ``save(run_dir)`` / :func:`segscope.load` round-trip a fitted method through its run config
   (:mod:`segscope.run_config`).
@@ -41,6 +43,9 @@ class Segmenter(ABC):
     family: str = "classical"
     task: ClassVar[str] = "semantic"
     ndim: ClassVar[int] = 2
+    # the prompt kinds (``"box"``, ``"points"``; :class:`segscope.prompts.Prompt`) that
+    # ``predict(image, prompt=...)`` accepts; empty: the method takes no prompt
+    prompts: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, num_classes: int = 2, **options: Any) -> None:
         self.num_classes = int(num_classes)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from segscope.errors import UserError
+from segscope.prompts import Prompt
 from segscope.run_config import RunConfig
 from segscope.segmenter import Segmenter
 from segscope.types import LabelMap
@@ -113,9 +114,24 @@ class StagedSegmenter(Segmenter):
             proba = stage.refine_proba(image, proba)
         return proba
 
-    def predict(self, image: np.ndarray) -> LabelMap:
-        proba = self._scores(image)
-        labels = self.base.predict(image) if proba is None else proba.argmax(0).astype(np.int64)
+    @property
+    def prompts(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The base's prompt kinds when only label-map stages follow it (score stages read
+        ``predict_proba``, which takes no prompt)."""
+        return () if any(s.uses_proba for s in self.stages) else tuple(self.base.prompts)
+
+    def predict(self, image: np.ndarray, *, prompt: Prompt | None = None) -> LabelMap:
+        if prompt:
+            if not self.prompts:
+                raise UserError(
+                    f"{self.name} takes no prompt"
+                    + (" through its score stages" if self.base.prompts else "")
+                )
+            labels = self.base.predict(image, prompt=prompt)
+            proba = None
+        else:
+            proba = self._scores(image)
+            labels = self.base.predict(image) if proba is None else proba.argmax(0).astype(np.int64)
         for stage in self.stages:
             if not stage.uses_proba:
                 labels = stage.refine_labels(image, labels)

@@ -8,6 +8,10 @@ Unaries are negative log-probabilities: from colour histograms learned on the tr
 ``graphcut``; from the image's own Otsu split when unfitted) or from a per-pixel classifier
 (``alpha_expansion``).
 
+Interactive use (``predict(image, prompt=Prompt(...))``, :mod:`segscope.prompts`): ``graphcut`` takes
+seeds as hard constraints with colour histograms from the seeds, as in [1]_ (:func:`seeded_graph_cut`);
+``grabcut`` takes a box as its rectangle and points as hard labels [3]_.
+
 References
 ----------
 .. [1] Y. Boykov and M.-P. Jolly, "Interactive graph cuts for optimal boundary & region segmentation of
@@ -23,12 +27,14 @@ from __future__ import annotations
 import cv2
 import maxflow
 import numpy as np
+from scipy import ndimage
 from skimage import filters
 
 from segscope.classical.features import classifier_proba, pixel_features, train_classifier
 from segscope.classical.preprocess import to_grey
 from segscope.classical.segmenter import BinarySegmenter, SemanticSegmenter
 from segscope.errors import UserError
+from segscope.prompts import SEED_BACKGROUND, SEED_FOREGROUND
 from segscope.registry import register
 
 OFFSETS = {4: [(0, 1), (1, 0)], 8: [(0, 1), (1, 0), (1, 1), (1, -1)]}
@@ -162,15 +168,59 @@ def colour_histograms(image: np.ndarray, foreground: np.ndarray, bins: int) -> n
     )
 
 
+def seeded_graph_cut(
+    image: np.ndarray,
+    fg_seeds: np.ndarray,
+    bg_seeds: np.ndarray,
+    *,
+    fg_sample: np.ndarray | None = None,
+    bins: int = 32,
+    smoothness: float = 1.0,
+    connectivity: int = 8,
+) -> np.ndarray:
+    """Interactive graph cut [1]_: the ``(H, W)`` bool ``fg_seeds`` / ``bg_seeds`` are hard constraints
+    (t-links of cost ``K = 1 + smoothness * max_p sum_q w_pq``, more than any cut around a pixel saves);
+    the other pixels pay ``-log Pr(colour | object)`` / ``-log Pr(colour | background)`` under the
+    histograms of ``fg_sample`` (default ``fg_seeds``; e.g. a box's interior) and ``bg_seeds`` (blurred by
+    one bin, 1% uniform mixed in, each normalised: the seeds' sizes set no prior), plus contrast-sensitive
+    smoothness. Returns ``(H, W)`` bool, True = object."""
+    fg_seeds, bg_seeds = np.asarray(fg_seeds, bool), np.asarray(bg_seeds, bool)
+    if fg_seeds.shape != image.shape[:2] or bg_seeds.shape != image.shape[:2] or (fg_seeds & bg_seeds).any():
+        raise ValueError(
+            f"need disjoint object / background seed masks of the image's shape {image.shape[:2]}"
+        )
+    fg_sample = fg_seeds if fg_sample is None else np.asarray(fg_sample, bool) & ~bg_seeds
+    if not fg_sample.any() or not bg_seeds.any():
+        raise ValueError("needs object and background seeds")
+    sel = fg_sample | bg_seeds
+    samples = image[sel].reshape(-1, 1, *image.shape[2:])
+    counts = colour_histograms(samples, fg_sample[sel][:, None], bins).T.astype(np.float64)
+    axes = 1 if counts.shape[1] == bins else 3  # grey or colour bins
+    grid = counts.reshape(2, *[bins] * axes)  # blurred by one bin: a sparse sample's colours spread
+    blurred = ndimage.gaussian_filter(grid, (0,) + (1.0,) * axes, mode="constant").reshape(2, -1)
+    likelihood = (0.99 * blurred / blurred.sum(axis=1, keepdims=True) + 0.01 / counts.shape[1]).T
+    idx = quantise(image, bins)
+    cost_fg, cost_bg = -np.log(likelihood[idx, 1]), -np.log(likelihood[idx, 0])
+    hard = 1.0 + smoothness * (4.0 + 4.0 / np.sqrt(2.0))  # weights are <= 1 / dist(p, q)
+    cost_fg[fg_seeds], cost_bg[fg_seeds] = 0.0, hard
+    cost_fg[bg_seeds], cost_bg[bg_seeds] = hard, 0.0
+    return binary_graph_cut(image, cost_fg, cost_bg, smoothness=smoothness, connectivity=connectivity)
+
+
 def grabcut_mask(
     image: np.ndarray,
     *,
     margin: float = 0.05,
     iterations: int = 5,
     box: tuple[int, int, int, int] | None = None,
+    seeds: np.ndarray | None = None,
 ) -> np.ndarray:
     """GrabCut [3]_ (OpenCV) initialised with a box: ``box = (row0, col0, row1, col1)`` in pixels, or
-    the image inset by ``margin`` x each side. Returns the (probable) foreground as bool."""
+    the image inset by ``margin`` x each side. Returns the (probable) foreground as bool.
+
+    ``seeds`` (``(H, W)`` int: 0 unknown, 1 background, 2 object, e.g. ``Prompt.seed_map(shape,
+    box_background=False)``) are hard labels: the mask starts background outside the box, probable
+    object inside, with the seeds painted as sure background / object (``GC_INIT_WITH_MASK``)."""
     rgb = np.repeat(image, 3, axis=2) if image.ndim == 3 and image.shape[2] == 1 else image
     if rgb.ndim == 2:
         rgb = np.stack([rgb] * 3, axis=2)
@@ -184,26 +234,39 @@ def grabcut_mask(
         raise ValueError(f"box {box} is not inside the {h}x{w} image")
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
-    mask = np.zeros((h, w), np.uint8)
+    mask = np.full((h, w), cv2.GC_BGD, np.uint8)
+    mask[r0:r1, c0:c1] = cv2.GC_PR_FGD
+    if seeds is not None:
+        seeds = np.asarray(seeds)
+        if seeds.shape != (h, w):
+            raise ValueError(f"seeds {seeds.shape} do not match the {h}x{w} image")
+        mask[seeds == SEED_FOREGROUND] = cv2.GC_FGD
+        mask[seeds == SEED_BACKGROUND] = cv2.GC_BGD
+    if not (mask == cv2.GC_BGD).any():
+        raise ValueError("no background to model: use a box smaller than the image or background seeds")
+    if not ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).any():
+        raise ValueError("no object to model: background seeds cover the whole box")
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.grabCut(
-        np.ascontiguousarray(rgb[..., :3]),
-        mask,
-        (c0, r0, c1 - c0, r1 - r0),
-        bgd,
-        fgd,
-        iterations,
-        cv2.GC_INIT_WITH_RECT,
-    )
+    try:  # the mask built here is what GC_INIT_WITH_RECT would build from the box
+        cv2.grabCut(
+            np.ascontiguousarray(rgb[..., :3]), mask, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK
+        )
+    except cv2.error as exc:  # e.g. fewer background pixels than the colour model's components
+        raise ValueError(f"OpenCV grabCut failed: {str(exc).strip().splitlines()[-1]}") from None
     return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
 
 
 @register("graphcut", paper="Boykov & Jolly, ICCV 2001")
 class GraphCut(BinarySegmenter):
     """Binary graph cut: colour-histogram unaries learned on the training split (the image's own Otsu
-    split before fitting) and contrast-sensitive smoothness (tuned: smoothness, histogram bins)."""
+    split before fitting) and contrast-sensitive smoothness (tuned: smoothness, histogram bins).
+
+    With a prompt, Boykov & Jolly's interactive form (:func:`seeded_graph_cut`): point discs are hard
+    seeds, outside the box is background seed, the colour models come from the seeds (the box
+    interior models the object when no object point is given); the learned histograms are not used."""
 
     name = "graphcut"
+    prompts = ("box", "points")
     tune_polarity = False
     learns = True
     param_grid = {"smoothness": [1.0, 0.3, 3.0, 10.0], "bins": [32, 16]}
@@ -235,6 +298,23 @@ class GraphCut(BinarySegmenter):
             cost_bg,
             smoothness=params["smoothness"],
             connectivity=int(self.options.get("connectivity", 8)),
+        )
+
+    def segment_mask_prompted(self, image, params, model, prompt):
+        seeds = prompt.seed_map(image.shape)
+        fg_seeds, bg_seeds = seeds == SEED_FOREGROUND, seeds == SEED_BACKGROUND
+        fg_sample = fg_seeds
+        if not fg_seeds.any() and prompt.box is not None:  # the box interior models the object
+            fg_sample = np.zeros(seeds.shape, bool)
+            fg_sample[prompt.box[1] : prompt.box[3], prompt.box[0] : prompt.box[2]] = True
+        if not (fg_sample & ~bg_seeds).any() or not bg_seeds.any():
+            raise UserError(
+                f"{self.name} needs object and background seeds: a box smaller than the image, or "
+                "foreground and background points"
+            )
+        connectivity = int(self.options.get("connectivity", 8))
+        return seeded_graph_cut(
+            image, fg_seeds, bg_seeds, fg_sample=fg_sample, connectivity=connectivity, **params
         )
 
 
@@ -289,9 +369,13 @@ class AlphaExpansion(SemanticSegmenter):
 
 @register("grabcut", paper="Rother, Kolmogorov & Blake, SIGGRAPH 2004")
 class GrabCut(BinarySegmenter):
-    """Box-initialised GrabCut (tuned: box margin, iterations, polarity: object inside or outside)."""
+    """Box-initialised GrabCut (tuned: box margin, iterations, polarity: object inside or outside).
+
+    With a prompt: its box replaces the margin box, its points are hard object / background labels
+    (with points and no box, the margin box still bounds the probable object)."""
 
     name = "grabcut"
+    prompts = ("box", "points")
     polarity = "mask"
     default_tune_images = 3
     default_max_trials = 8
@@ -299,3 +383,15 @@ class GrabCut(BinarySegmenter):
 
     def segment_mask(self, image, params, model):
         return grabcut_mask(image, **params)
+
+    def segment_mask_prompted(self, image, params, model, prompt):
+        box = None
+        if prompt.box is not None:
+            x0, y0, x1, y1 = prompt.box
+            box = (y0, x0, y1, x1)  # grabcut_mask takes (row0, col0, row1, col1)
+        points = prompt.fg_points or prompt.bg_points
+        seeds = prompt.seed_map(image.shape, box_background=False) if points else None
+        try:
+            return grabcut_mask(image, **params, box=box, seeds=seeds)
+        except ValueError as exc:
+            raise UserError(f"{self.name}: {exc}") from None

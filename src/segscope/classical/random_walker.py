@@ -1,4 +1,5 @@
-"""Random walker segmentation from seeds (scikit-image), with automatic seeds from intensity quantiles.
+"""Random walker segmentation from seeds (scikit-image), with automatic seeds from intensity quantiles or,
+interactively, from a prompt (:func:`prompt_seeds`).
 
 References
 ----------
@@ -15,6 +16,8 @@ from skimage import filters, segmentation
 
 from segscope.classical.preprocess import to_grey
 from segscope.classical.segmenter import BinarySegmenter
+from segscope.errors import UserError
+from segscope.prompts import SEED_BACKGROUND, SEED_FOREGROUND, SEED_UNKNOWN, Prompt
 from segscope.registry import register
 
 
@@ -30,6 +33,21 @@ def intensity_seeds(
     seeds = np.zeros(grey.shape, np.int32)
     seeds[smooth <= lo] = 1
     seeds[smooth >= hi] = 2
+    return seeds
+
+
+def prompt_seeds(prompt: Prompt, shape: tuple[int, ...], method: str = "random_walker") -> np.ndarray:
+    """Seeds for :func:`random_walker_mask` from a prompt: discs around its points, background outside
+    its box (:meth:`Prompt.seed_map`). Needs a foreground point (a one-line :class:`UserError`
+    otherwise); when the prompt gives no background (no box, no background point), the image border (a
+    1-pixel frame, less any foreground seed) is the background seed."""
+    seeds = prompt.seed_map(shape)
+    if not (seeds == SEED_FOREGROUND).any():
+        raise UserError(f"{method} needs at least one foreground point (fg_points, --fg-points)")
+    if not (seeds == SEED_BACKGROUND).any():
+        frame = np.ones(seeds.shape, bool)
+        frame[1:-1, 1:-1] = False
+        seeds[frame & (seeds == SEED_UNKNOWN)] = SEED_BACKGROUND
     return seeds
 
 
@@ -63,9 +81,12 @@ def random_walker_mask(
 
 @register("random_walker", paper="Grady, TPAMI 2006")
 class RandomWalker(BinarySegmenter):
-    """Random walker from intensity-quantile seeds (tuned: seed quantiles, beta, polarity)."""
+    """Random walker from intensity-quantile seeds (tuned: seed quantiles, beta, polarity); with a prompt,
+    from its seeds (:func:`prompt_seeds`: needs a foreground point; no background given -> the image
+    border), the quantiles and polarity unused."""
 
     name = "random_walker"
+    prompts = ("box", "points")
     default_tune_images = 2
     default_max_trials = 8
     param_grid = {"low": [0.2, 0.1, 0.3], "high": [0.7, 0.5, 0.9], "beta": [130.0, 30.0, 500.0]}
@@ -74,3 +95,7 @@ class RandomWalker(BinarySegmenter):
         grey = to_grey(image)
         seeds = intensity_seeds(grey, low=params["low"], high=params["high"])
         return random_walker_mask(grey, seeds, beta=params["beta"])
+
+    def segment_mask_prompted(self, image, params, model, prompt):
+        grey = to_grey(image)
+        return random_walker_mask(grey, prompt_seeds(prompt, grey.shape, self.name), beta=params["beta"])

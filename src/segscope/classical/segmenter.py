@@ -28,9 +28,10 @@ from segscope.segmenter import Segmenter
 
 if TYPE_CHECKING:
     from segscope.data.dataset import SegmentationDataset
+    from segscope.prompts import Prompt
     from segscope.run_config import RunConfig
 
-__all__ = ["BinarySegmenter", "ClassicalSegmenter", "SemanticSegmenter", "to_grey"]
+__all__ = ["BinarySegmenter", "ClassicalSegmenter", "SemanticSegmenter", "check_prompt_kinds", "to_grey"]
 
 COMMON_OPTIONS = (
     "preprocess",
@@ -47,6 +48,23 @@ _SCORE_IGNORE = 255  # ignore value of the binary (foreground vs rest) confusion
 def _predict_with(segmenter: Segmenter, image: np.ndarray) -> np.ndarray:
     """Top-level (spawn-safe) worker: one prediction."""
     return segmenter.predict(image)
+
+
+_KIND_WORDS = {"box": ("box", "a box"), "points": ("point", "points")}
+
+
+def check_prompt_kinds(name: str, accepted: tuple[str, ...], prompt: Prompt | None) -> None:
+    """A one-line :class:`UserError` when ``prompt`` sets a part (box, points) that method ``name``,
+    accepting the kinds ``accepted``, cannot use ("otsu takes no prompt")."""
+    if not prompt:
+        return
+    refused = sorted(prompt.kinds() - set(accepted))
+    if not refused:
+        return
+    if not accepted:
+        raise UserError(f"{name} takes no prompt")
+    takes = " and ".join(_KIND_WORDS.get(k, (k, k))[0] for k in accepted)
+    raise UserError(f"{name} takes {takes} prompts, not {' or '.join(_KIND_WORDS[k][1] for k in refused)}")
 
 
 def _init_worker() -> None:
@@ -69,7 +87,8 @@ class ClassicalSegmenter(Segmenter):
     Subclasses set ``name``, ``param_grid`` (tunable parameter -> candidates; the first candidate is the
     untuned default unless ``defaults`` says otherwise) and implement :meth:`segment_labels`; those
     that learn from labels also set ``learns`` (and ``needs_training`` when they cannot predict
-    without it) and implement :meth:`learn`.
+    without it) and implement :meth:`learn`. Interactive ones set ``prompts`` (the kinds of
+    :class:`~segscope.prompts.Prompt` they read) and implement :meth:`segment_labels_prompted`.
 
     Common options: ``preprocess`` / ``postprocess`` (step lists, see
     :func:`~segscope.classical.preprocess.preprocess` and
@@ -150,6 +169,13 @@ class ClassicalSegmenter(Segmenter):
         """Pre-processed ``(H, W, C)`` uint8 image -> ``(H, W)`` label map (before post-processing)."""
         raise TypeError(f"{type(self).__name__} must implement segment_labels")
 
+    def segment_labels_prompted(
+        self, image: np.ndarray, params: dict[str, Any], model: dict[str, Any] | None, prompt: Prompt
+    ) -> np.ndarray:
+        """Like :meth:`segment_labels`, guided by a non-empty ``prompt`` already checked against the
+        image (methods with ``prompts`` implement it)."""
+        raise TypeError(f"{type(self).__name__} must implement segment_labels_prompted")
+
     def score_target(self, mask: np.ndarray, ignore_index: int | None) -> tuple[np.ndarray, int, int | None]:
         """``(target, num_classes, ignore)`` that tuning scores predictions against."""
         return mask, self.num_classes, ignore_index
@@ -210,8 +236,17 @@ class ClassicalSegmenter(Segmenter):
             self.save(out_dir)
         return self
 
-    def _labels(self, image: np.ndarray, params: dict[str, Any], model: dict[str, Any] | None) -> np.ndarray:
-        labels = self.segment_labels(image, params, model)
+    def _labels(
+        self,
+        image: np.ndarray,
+        params: dict[str, Any],
+        model: dict[str, Any] | None,
+        prompt: Prompt | None = None,
+    ) -> np.ndarray:
+        if prompt:
+            labels = self.segment_labels_prompted(image, params, model, prompt)
+        else:
+            labels = self.segment_labels(image, params, model)
         fg, bg = self.binary_classes()
         return postprocess(labels, self.options.get("postprocess"), foreground=fg, background=bg)
 
@@ -219,8 +254,13 @@ class ClassicalSegmenter(Segmenter):
         """``(foreground, background)`` for binary methods; ``(None, None)`` for multi-label ones."""
         return None, None
 
-    def predict(self, image: np.ndarray) -> np.ndarray:
-        """``(H, W, C)`` (or ``(H, W)``) uint8 image -> ``(H, W)`` int64 label map."""
+    def predict(self, image: np.ndarray, *, prompt: Prompt | None = None) -> np.ndarray:
+        """``(H, W, C)`` (or ``(H, W)``) uint8 image -> ``(H, W)`` int64 label map.
+
+        ``prompt`` (a :class:`~segscope.prompts.Prompt`; ``None`` or empty: none) guides the methods whose
+        ``prompts`` accept its kinds; any other method, or a box / point outside the image, raises a
+        one-line :class:`UserError`. Post-processing still applies."""
+        check_prompt_kinds(self.name, self.prompts, prompt)
         if self.needs_training and self.model is None:
             raise UserError(
                 f"{self.name} learns from labelled images: fit it first (segscope train --method {self.name})"
@@ -230,8 +270,10 @@ class ClassicalSegmenter(Segmenter):
             raise ValueError(
                 f"{self.name}: expected an (H, W[, C]) uint8 image, got {image.dtype} {image.shape}"
             )
+        if prompt:
+            prompt.check(image.shape, self.name)
         image = preprocess(image if image.ndim == 3 else image[..., None], self.options.get("preprocess"))
-        return self._labels(image, self.params, self.model).astype(np.int64)
+        return self._labels(image, self.params, self.model, prompt or None).astype(np.int64)
 
     def predict_many(self, images: list[np.ndarray], *, workers: int = 1) -> list[np.ndarray]:
         """Predict ``images``; ``workers > 1`` spreads them over a spawn-started process pool."""
@@ -272,6 +314,9 @@ class BinarySegmenter(ClassicalSegmenter):
     default the other class of a binary dataset, else 0). The tuned ``invert`` parameter learns the
     polarity: with ``polarity = "image"`` the method runs on the inverted image (is the object dark or
     bright?), with ``"mask"`` its mask is negated (is the object inside or outside the contour?).
+
+    Interactive methods implement :meth:`segment_mask_prompted`; with a prompt the tuned ``invert`` is
+    ignored: the prompt says where the object is, whatever its polarity.
     """
 
     task = "binary"
@@ -307,6 +352,20 @@ class BinarySegmenter(ClassicalSegmenter):
     ) -> np.ndarray:
         """Pre-processed uint8 image -> bool object mask."""
         raise TypeError(f"{type(self).__name__} must implement segment_mask")
+
+    def segment_mask_prompted(
+        self, image: np.ndarray, params: dict[str, Any], model: dict[str, Any] | None, prompt: Prompt
+    ) -> np.ndarray:
+        """Pre-processed uint8 image and a checked, non-empty prompt -> bool object mask (``params``
+        without ``invert``)."""
+        raise TypeError(f"{type(self).__name__} must implement segment_mask_prompted")
+
+    def segment_labels_prompted(
+        self, image: np.ndarray, params: dict[str, Any], model: dict[str, Any] | None, prompt: Prompt
+    ) -> np.ndarray:
+        p = {k: v for k, v in params.items() if k != "invert"}
+        mask = self.segment_mask_prompted(image, p, model, prompt).astype(bool)
+        return np.where(mask, self.foreground, self.background).astype(np.int64)
 
     def segment_labels(
         self, image: np.ndarray, params: dict[str, Any], model: dict[str, Any] | None

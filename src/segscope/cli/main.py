@@ -8,7 +8,8 @@ import os
 import sys
 
 COMMANDS = (
-    "train", "evaluate", "predict", "models", "segment", "bench", "explain", "refine", "export", "demo",
+    "train", "evaluate", "predict", "models", "segment", "bench", "explain", "refine", "export", "serve",
+    "demo",
 )  # fmt: skip
 
 

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from segscope.data.dataset import Sample, SegmentationDataset, pil_guard
+from segscope.data.dataset import Sample, SegmentationDataset
+from segscope.data.images import pil_guard
 from segscope.data.masks import MaskCodec
 from segscope.errors import DataError
 

@@ -160,7 +160,7 @@ def segmenter_activations(segmenter, image: np.ndarray) -> list[StageActivation]
 
     The image is prepared as the segmenter's own inference does (its resize, its mean/std); a
     classical method or a model without unpooling is refused with one line."""
-    from segscope.data.dataset import convert_channels
+    from segscope.data.images import convert_channels
     from segscope.data.torch_dataset import image_to_tensor, resize_pair
     from segscope.errors import UserError
 

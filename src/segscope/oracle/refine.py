@@ -20,6 +20,7 @@ early rather than chosen on held-out data, and a multi-class map is refined one 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +68,7 @@ def refine_mask(
     patience: int = 10,
     min_delta: float = 1e-4,
     progress: bool = False,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> Refinement:
     """Improve ``mask`` for ``image`` by gradient ascent on ``oracle``'s predicted quality.
 
@@ -82,6 +84,8 @@ def refine_mask(
     parametrization : ``"clip"`` (project onto [0, 1]) or ``"logit"`` (ascend on logits).
     patience, min_delta : stop when q has not risen by ``min_delta`` over the best for ``patience`` steps.
     progress : show a tqdm bar.
+    on_step : called as ``on_step(i, q)`` after step ``i`` of ``iterations``; an exception it raises
+        (a cancelled job of ``segscope serve``) ends the ascent and propagates.
 
     Returns
     -------
@@ -126,6 +130,8 @@ def refine_mask(
             v = v.clamp(0.0, 1.0)
         q, grad = quality_and_grad(v)
         history.append(q)
+        if on_step is not None:
+            on_step(i, q)
         if q > best_q + min_delta:
             best_q, best_v, best_i, stale = q, v, i, 0
         else:
