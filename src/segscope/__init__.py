@@ -19,6 +19,7 @@ from segscope.engine import TrainConfig, Trainer
 from segscope.errors import DataError, TrainingDiverged, UserError
 from segscope.evaluation import evaluate_segmenter
 from segscope.factory import create_model, create_segmenter, list_models, load
+from segscope.fewshot import EpisodeSampler, FewShotPredictor, evaluate_fewshot, train_fewshot
 from segscope.imbalance.decision import DecisionRule
 from segscope.losses import build_loss, class_weights
 from segscope.metrics.specs import METRICS, MetricSpec
@@ -50,6 +51,8 @@ __all__ = [
     "DataError",
     "DecisionRule",
     "DeepSegmenter",
+    "EpisodeSampler",
+    "FewShotPredictor",
     "Instances",
     "LabelMap",
     "MaskCodec",
@@ -75,6 +78,7 @@ __all__ = [
     "create_segmenter",
     "degrade_mask",
     "dense_crf",
+    "evaluate_fewshot",
     "evaluate_segmenter",
     "holdout_split",
     "list_models",
@@ -91,5 +95,6 @@ __all__ = [
     "render_run_report",
     "run_bench",
     "segment_from_scratch",
+    "train_fewshot",
     "train_oracle",
 ]

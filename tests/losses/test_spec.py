@@ -21,7 +21,8 @@ def value(loss, logits, target) -> float:
 
 def test_losses_tuple_names_every_spec_term():
     assert L.LOSSES == (
-        "ce", "dice", "gdice", "tversky", "focal", "lovasz", "boundary", "boundary_ce", "ohem", "cost"
+        "ce", "dice", "gdice", "tversky", "focal", "lovasz", "boundary", "boundary_ce", "ohem", "cost",
+        "triplet",
     )  # fmt: skip
 
 

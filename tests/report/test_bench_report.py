@@ -107,3 +107,35 @@ def test_results_json_is_standard_json_and_csv_matches(small_bench):
     assert first["method"] == MEAN and float(first["pixel_error"]) == pytest.approx(
         np.mean([c["metrics"]["pixel_error"] for c in results["cells"][MEAN]])
     )
+
+
+def test_a_fewshot_evaluation_in_the_bench_folder_adds_its_section(small_bench, tmp_path):
+    import shutil
+
+    from segscope.report import render_bench_report
+
+    out = tmp_path / "bench"
+    shutil.copytree(small_bench[0], out)
+    score = {"episodes": 500, "mean_iou": 0.4321, "fb_iou": 0.6543, "seconds_per_episode": 0.05,
+             "per_class_iou": {"cell": 0.4321}}  # fmt: skip
+    fewshot = {
+        "protocol": {
+            "unseen": ["cell"],
+            "dataset": "discs",
+            "split": "val",
+            "fold": 0,
+            "episodes": 500,
+            "shots": [1],
+            "seed": 0,
+            "size": [48, 48],
+            "min_pixels": 1,
+            "ways": 1,
+            "folds": {"folds": [[1]]},
+        },  # fmt: skip
+        "scores": {"prototypes": {"1-shot": score}},
+    }
+    (out / "fewshot.json").write_text(json.dumps(fewshot))
+    html = render_bench_report(out).read_text()
+    assert "Few-shot segmentation: unseen classes cell" in html
+    assert "500 fixed test episodes per shot count" in html and "0.432" in html and "0.654" in html
+    assert "Leaderboard" in html  # the bench's own sections are still there

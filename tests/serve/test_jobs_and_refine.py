@@ -138,3 +138,17 @@ def test_serve_command_checks_its_arguments(tmp_path, capsys, monkeypatch):
     assert calls[0]["host"] == "0.0.0.0" and calls[0]["port"] == 8123
     assert main(["serve", "--classical", "otsu"]) == 0
     assert "warning" not in capsys.readouterr().err  # localhost by default: no warning
+
+
+def test_caches_are_bounded_in_items_and_bytes():
+    from segscope.serve.results import LRUStore
+
+    store = LRUStore(3, max_bytes=10, nbytes=len)
+    for key in "abc":
+        store.put(key, b"xxx")  # 9 bytes
+    assert len(store) == 3 and store.bytes == 9
+    store.get("a")  # a is now the most recently used
+    store.put("d", b"xx")  # 11 bytes: b, the least recently used, goes
+    assert store.get("b") is None and store.get("a") == b"xxx" and store.bytes == 8
+    store.put("e", b"x" * 50)  # one item over the budget is still kept (alone)
+    assert len(store) == 1 and store.get("e") is not None

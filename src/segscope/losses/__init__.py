@@ -3,8 +3,8 @@
 Every loss takes ``logits (N, C, H, W)`` and an int64 ``target (N, H, W)`` with ``ignore_index`` pixels
 excluded. Functions: :mod:`~segscope.losses.functional` (cross-entropy, Dice, generalised Dice, Tversky,
 focal, cost-sensitive), :mod:`~segscope.losses.lovasz`, :mod:`~segscope.losses.ohem`,
-:mod:`~segscope.losses.boundary`; modules in :mod:`~segscope.losses.modules`; :func:`build_loss` parses a
-spec (see ``docs/losses.md``).
+:mod:`~segscope.losses.boundary`, :mod:`~segscope.losses.triplet` (pixel embeddings; the logits serve as
+one); modules in :mod:`~segscope.losses.modules`; :func:`build_loss` parses a spec (see ``docs/losses.md``).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from segscope.losses.modules import (
 )
 from segscope.losses.ohem import ohem_cross_entropy, ohem_mask
 from segscope.losses.spec import LOSSES, build_loss, parse_spec
+from segscope.losses.triplet import TripletLoss, pixel_triplet_loss
 from segscope.losses.weights import WEIGHT_SCHEMES, class_weights
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "GeneralizedDiceLoss",
     "LovaszSoftmaxLoss",
     "OHEMCrossEntropy",
+    "TripletLoss",
     "TverskyLoss",
     "boundary_loss",
     "boundary_weight_map",
@@ -70,6 +72,7 @@ __all__ = [
     "ohem_cross_entropy",
     "ohem_mask",
     "parse_spec",
+    "pixel_triplet_loss",
     "signed_distance_maps",
     "soft_dice_loss",
     "tversky_loss",

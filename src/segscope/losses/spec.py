@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from segscope.errors import UserError
-from segscope.losses import modules
+from segscope.losses import modules, triplet
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,15 @@ KINDS: dict[str, LossKind] = {
         weighted=True,
     ),
     "cost": LossKind(modules.CostSensitiveLoss, {"matrix": Option(str, "a JSON file path")}),
+    "triplet": LossKind(
+        triplet.TripletLoss,
+        {
+            "margin": _number(float, 0.0, lo_open=True),
+            "pixels": _number(int, 2),
+            "mining": _choice(*triplet.MINING),
+            "normalize": Option(_bool, "true or false"),
+        },
+    ),
 }
 LOSSES = tuple(KINDS)
 

@@ -18,6 +18,8 @@ from segscope.bench.results import LOWER_IS_BETTER, collect_results, per_image_v
 from segscope.io import write_text_atomic
 from segscope.metrics.specs import metric_help
 from segscope.report import figures
+from segscope.report.fewshot_report import RESULTS as FEWSHOT_RESULTS
+from segscope.report.fewshot_report import fewshot_section
 from segscope.report.html import esc, figure_block, fmt, img_tag, page, swatches
 
 SORT_JS = """
@@ -84,6 +86,8 @@ def render_bench_report(
         body += _curves(res, methods)
         body += _gallery(out, res, methods, thumbnail)
         body += _per_fold(res, methods)
+    if (out / FEWSHOT_RESULTS).is_file():  # `segscope fewshot evaluate --out` this bench folder
+        body += fewshot_section(out, json.loads((out / FEWSHOT_RESULTS).read_text()))
     body += _reproduce(plan)
     path = out / "report.html"
     write_text_atomic(path, page(f"segscope bench: {Path(plan['data']).name}", body, script=SORT_JS))

@@ -106,8 +106,10 @@ def create_app(
     job_timeout_s: float = 300.0,
     upload_timeout_s: float = 30.0,
     workers: int = 1,
+    cache_bytes: int = 2**30,
 ):
-    """The app for ``catalogue`` (and a :class:`~segscope.oracle.QualityOracle`, optional)."""
+    """The app for ``catalogue`` (and a :class:`~segscope.oracle.QualityOracle`, optional). Uploads and
+    results are each kept in memory up to 64 / 512 items and ``cache_bytes`` (default 1 GiB)."""
     jobs = JobManager(workers=workers, timeout_s=job_timeout_s)
 
     @contextlib.asynccontextmanager
@@ -116,8 +118,8 @@ def create_app(
         jobs.shutdown()
 
     app = FastAPI(title="segscope", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-    images: LRUStore[UploadedImage] = LRUStore(64)
-    results: LRUStore[Result] = LRUStore(512)
+    images: LRUStore[UploadedImage] = LRUStore(64, max_bytes=cache_bytes, nbytes=lambda im: im.pixels.nbytes)
+    results: LRUStore[Result] = LRUStore(512, max_bytes=cache_bytes, nbytes=lambda r: r.nbytes)
     scorer = Oracle(oracle) if oracle is not None else None
     app.state.jobs, app.state.images, app.state.results = jobs, images, results
 

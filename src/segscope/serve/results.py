@@ -12,6 +12,7 @@ import io
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -53,6 +54,13 @@ class Result:
     quality_before: dict[str, float] | None = None
     quality_curve: list[float] | None = None
     _png: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:  # uint8 (or uint16) class indices: an eighth of int64's memory
+        self.labels = np.asarray(self.labels).astype(np.uint8 if len(self.classes) <= 256 else np.uint16)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.labels.nbytes) + sum(len(v) for v in self._png.values())
 
     @property
     def palette(self) -> np.ndarray:
@@ -108,11 +116,16 @@ class Result:
 
 
 class LRUStore(Generic[T]):
-    """At most ``capacity`` items by key, the least recently used dropped first (uploads and results)."""
+    """At most ``capacity`` items by key and at most ``max_bytes`` of them (``nbytes(item)``), the least
+    recently used dropped first (uploads and results)."""
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
+    def __init__(
+        self, capacity: int, *, max_bytes: int | None = None, nbytes: Callable[[T], int] | None = None
+    ) -> None:
+        self.capacity, self.max_bytes = capacity, max_bytes
+        self._nbytes = nbytes or (lambda item: 0)
         self._items: OrderedDict[str, T] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, key: str) -> T | None:
@@ -124,11 +137,21 @@ class LRUStore(Generic[T]):
 
     def put(self, key: str, item: T) -> T:
         with self._lock:
+            if key in self._items:
+                self._bytes -= self._nbytes(self._items.pop(key))
             self._items[key] = item
-            self._items.move_to_end(key)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+            self._bytes += self._nbytes(item)
+            while len(self._items) > 1 and (
+                len(self._items) > self.capacity
+                or (self.max_bytes is not None and self._bytes > self.max_bytes)
+            ):
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= self._nbytes(dropped)
         return item
 
     def __len__(self) -> int:
         return len(self._items)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
