@@ -26,6 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="network runtime: torch (default) or onnxruntime on RUN_DIR/model.onnx (`segscope export`)",
     )
     p.add_argument("--onnx", type=Path, metavar="FILE", help="ONNX file for --backend onnxruntime")
+    p.add_argument("--workers", type=int, default=0, help="image-decoding processes (default 0: none)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="predict every image again (default: skip finished ones)"
+    )
     p.set_defaults(func=run)
 
 
@@ -47,26 +51,9 @@ def expand_images(paths: list[str]) -> list[Path]:
     return out
 
 
-def label_image(output, palette):
-    """``(PNG-ready label map, overlay palette)`` of a method's output: class indices as uint8, or for
-    :class:`~segscope.types.Instances` the instance-id map (uint16, 0 = background) with one colour each."""
-    import numpy as np
-
-    from segscope.data import default_palette
-    from segscope.types import Instances
-
-    if isinstance(output, Instances):
-        ids = output.to_label_map()
-        return ids.astype(np.uint16), default_palette(max(len(output) + 1, 3))
-    return output.astype(np.uint8 if int(output.max(initial=0)) < 256 else np.uint16), palette
-
-
 def run(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
     import segscope
-    from segscope.data import default_palette, read_image
-    from segscope.visualize import overlay, write_png
+    from segscope.inference.batch import predict_files
 
     seg = segscope.load(args.run)
     if args.backend == "onnxruntime":
@@ -77,14 +64,19 @@ def run(args: argparse.Namespace) -> int:
         if not isinstance(base, DeepSegmenter):
             raise UserError(f"{args.run}: --backend onnxruntime needs a deep run, {seg.name} is not one")
         base.use_onnxruntime(args.onnx or Path(args.run) / "model.onnx")
-    images = expand_images(args.images)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    palette = default_palette(seg.num_classes)
-    for path in tqdm(images, desc="predict", disable=args.quiet):
-        image = read_image(path)
-        labels, pal = label_image(seg.predict(image), palette)
-        write_png(out / f"{path.stem}.png", labels)
-        write_png(out / f"{path.stem}_overlay.png", overlay(image, labels, pal, alpha=args.alpha))
-    print(f"{len(images)} predictions written to {out}")
+    if args.workers < 0:
+        from segscope.errors import UserError
+
+        raise UserError(f"--workers must be >= 0, got {args.workers}")
+    summary = predict_files(
+        seg,
+        expand_images(args.images),
+        args.out,
+        workers=args.workers,
+        resume=not args.overwrite,
+        alpha=args.alpha,
+        progress=not args.quiet,
+    )
+    skipped = f" ({summary.skipped} already there, skipped)" if summary.skipped else ""
+    print(f"{summary.written} predictions written to {args.out}{skipped}")
     return 0

@@ -63,10 +63,11 @@ def run(args: argparse.Namespace) -> int:
 
     from segscope.classical.segmenter import check_prompt_kinds
     from segscope.cli.common import parse_options
-    from segscope.cli.predict import expand_images, label_image
+    from segscope.cli.predict import expand_images
     from segscope.data import default_palette, read_image
     from segscope.errors import UserError
     from segscope.factory import create_segmenter, get_entry
+    from segscope.inference.batch import label_image
     from segscope.prompts import Prompt, parse_box, parse_points
     from segscope.visualize import overlay, write_png
 
