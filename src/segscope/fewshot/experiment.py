@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -239,8 +240,6 @@ def evaluate_fewshot(
 
 
 def json_key(obj: Any) -> str:
-    import json
-
     return json.dumps(obj, sort_keys=True)
 
 

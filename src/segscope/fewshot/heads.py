@@ -70,8 +70,9 @@ class FewShotHead(nn.Module):
 
     method = "head"
 
-    def logits(self, support_feats, support_masks, query_feats) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    def logits(self, support_feats, support_masks, query_feats) -> torch.Tensor:
+        """``(Q, 1 + W, H, W)`` query logits; every head defines it."""
+        raise TypeError(f"{type(self).__name__} must implement logits")
 
     def loss(self, support_feats, support_masks, query_feats, query_labels) -> torch.Tensor:
         logits = self.logits(support_feats, support_masks, query_feats)

@@ -16,48 +16,40 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from segscope.metrics import ConfusionMatrix
+
 IGNORE = 255
 
 
 @dataclass
 class EpisodeScores:
-    """Accumulates per-class and foreground/background counts over episodes."""
+    """Accumulates, over episodes, one binary :class:`~segscope.metrics.ConfusionMatrix` per targeted
+    class (that class against the rest) and one foreground-against-background matrix."""
 
     classes: tuple[str, ...]
-    tp: dict[int, int] = field(default_factory=dict)
-    fp: dict[int, int] = field(default_factory=dict)
-    fn: dict[int, int] = field(default_factory=dict)
-    fb: np.ndarray = field(default_factory=lambda: np.zeros((2, 3), np.int64))  # (bg, fg) x (tp, fp, fn)
+    per_class: dict[int, ConfusionMatrix] = field(default_factory=dict)
+    fb: ConfusionMatrix = field(default_factory=lambda: ConfusionMatrix(2, IGNORE))
     episodes: int = 0
 
     def update(self, pred: np.ndarray, target: np.ndarray, episode_classes: tuple[int, ...]) -> None:
         """One query: ``pred``/``target`` ``(H, W)`` with 0 background, ``k + 1`` way ``k``."""
         pred, target = np.asarray(pred), np.asarray(target)
-        valid = target != IGNORE
+        ignored = target == IGNORE
         for k, c in enumerate(episode_classes):
-            p, t = (pred == k + 1) & valid, (target == k + 1) & valid
-            self.tp[c] = self.tp.get(c, 0) + int((p & t).sum())
-            self.fp[c] = self.fp.get(c, 0) + int((p & ~t).sum())
-            self.fn[c] = self.fn.get(c, 0) + int((~p & t).sum())
-        for j, (p, t) in enumerate((((pred == 0), (target == 0)), ((pred > 0), (target > 0)))):
-            p, t = p & valid, t & valid
-            self.fb[j] += [int((p & t).sum()), int((p & ~t).sum()), int((~p & t).sum())]
+            t = np.where(ignored, IGNORE, target == k + 1)
+            self.per_class.setdefault(c, ConfusionMatrix(2, IGNORE)).update(pred == k + 1, t)
+        self.fb.update(pred > 0, np.where(ignored, IGNORE, target > 0))
         self.episodes += 1
 
     def per_class_iou(self) -> dict[str, float]:
-        out = {}
-        for c in sorted(self.tp):
-            denom = self.tp[c] + self.fp[c] + self.fn[c]
-            out[self.classes[c]] = self.tp[c] / denom if denom else float("nan")
-        return out
+        return {self.classes[c]: float(self.per_class[c].iou()[1]) for c in sorted(self.per_class)}
 
     def mean_iou(self) -> float:
         values = [v for v in self.per_class_iou().values() if v == v]
         return float(np.mean(values)) if values else float("nan")
 
     def fb_iou(self) -> float:
-        ious = [tp / (tp + fp + fn) if tp + fp + fn else float("nan") for tp, fp, fn in self.fb]
-        return float(np.nanmean(ious))
+        return float(np.nanmean(self.fb.iou()))
 
     def summary(self) -> dict:
         return {
