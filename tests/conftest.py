@@ -58,3 +58,27 @@ def randomise_batchnorm(model: nn.Module) -> None:
             m.running_var.uniform_(0.5, 2.0)
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.2, 0.2)
+
+
+def make_ball_volume(shape=(16, 32, 32), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A ``(D, H, W)`` uint8 volume with two bright balls in noise and its 0/1 label volume."""
+    rng = np.random.default_rng(seed)
+    zz, yy, xx = np.indices(shape)
+    labels = np.zeros(shape, np.uint8)
+    for _ in range(2):
+        c = [int(rng.integers(s // 4, 3 * s // 4)) for s in shape]
+        r = min(shape) // 4
+        labels[(zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 <= r**2] = 1
+    image = (60 + 120 * labels + rng.normal(0, 10, shape)).clip(0, 255).astype(np.uint8)
+    return image, labels
+
+
+def write_volume_dataset(root: Path, n: int = 3, shape=(16, 32, 32)) -> Path:
+    """A volume layout: ``images/vol<i>.npy`` + ``masks/vol<i>.npy`` (0/1 labels)."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(n):
+        image, labels = make_ball_volume(shape, seed=i)
+        np.save(root / "images" / f"vol{i}.npy", image)
+        np.save(root / "masks" / f"vol{i}.npy", labels)
+    return root

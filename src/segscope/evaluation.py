@@ -52,8 +52,13 @@ def evaluate_segmenter(
     else:
         from segscope.metrics import Evaluator
 
+        volume = getattr(dataset, "ndim", 2) == 3  # surface distances in the volume's voxel spacing
         evaluator = Evaluator(
-            dataset.num_classes, dataset.ignore_index, dataset.classes, foreground=binary_foreground(dataset)
+            dataset.num_classes,
+            dataset.ignore_index,
+            dataset.classes,
+            foreground=binary_foreground(dataset),
+            spacing=getattr(dataset, "spacing", None) if volume else None,
         )
     kept: list[np.ndarray] = []
     kept_by_stem: dict[str, np.ndarray] = {}

@@ -127,17 +127,28 @@ def create_model(name: str, num_classes: int = 2, *, in_channels: int = 3, **opt
     return create_segmenter(name, num_classes, in_channels=in_channels, **options)
 
 
-def create_segmenter(name: str, num_classes: int = 2, *, in_channels: int = 3, **options: Any) -> Segmenter:
+def create_segmenter(
+    name: str, num_classes: int = 2, *, in_channels: int = 3, ndim: int = 2, **options: Any
+) -> Segmenter:
     """A ready-to-fit Segmenter for registry name ``name``, its stages included.
 
     ``options`` are flat (sorted by :func:`split_options`); deep models take training options
     (``epochs``, ``lr``, ``crop_size``, ...), builder options (``base_channels``, ``pretrained``), a
-    decision rule and ``inference_dtype``; classical methods their own options.
+    decision rule and ``inference_dtype``; classical methods their own options. ``ndim`` is the data's:
+    on volumes (3) a 2-D method is wrapped to run slice by slice
+    (:class:`~segscope.slice_wise.SliceWiseSegmenter`); a 3-D method on images is refused.
     """
     entry = get_entry(name)
+    if entry.ndim == 3 and ndim == 2:
+        raise UserError(f"{name} is a 3-D method; the data is 2-D (open a volume dataset: --format volume)")
     sections = split_options(entry, options)
     base = entry.segmenter.create(entry, int(num_classes), int(in_channels), sections)
-    return with_stages(base, sections.stages)
+    staged = with_stages(base, sections.stages)
+    if ndim == 3 and entry.ndim == 2:
+        from segscope.slice_wise import SliceWiseSegmenter
+
+        return SliceWiseSegmenter(staged)
+    return staged
 
 
 def with_stages(base: Segmenter, stages: list[dict[str, Any]]) -> Segmenter:
@@ -152,4 +163,9 @@ def load(run_dir: str | Path) -> Segmenter:
     config = RunConfig.read(run_dir)
     entry = get_entry(config.name)
     base = entry.segmenter.from_config(config, Path(run_dir))
-    return with_stages(base, config.stages)
+    staged = with_stages(base, config.stages)
+    if config.method.get("slice_wise"):
+        from segscope.slice_wise import SliceWiseSegmenter
+
+        return SliceWiseSegmenter(staged)
+    return staged

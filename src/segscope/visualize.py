@@ -51,3 +51,10 @@ def write_png(path, array: np.ndarray) -> None:
         Image.fromarray(
             np.ascontiguousarray(array.squeeze() if array.ndim == 3 and array.shape[2] == 1 else array)
         ).save(tmp, format="PNG")
+
+
+def display_slice(array: np.ndarray, spatial_ndim: int | None = None) -> np.ndarray:
+    """The 2-D view a picture shows: ``array`` itself for an image, the middle z-slice of a volume
+    (``(D, H, W)`` labels, or a ``(D, H, W, C)`` image when ``spatial_ndim=3``)."""
+    nd = array.ndim if spatial_ndim is None else spatial_ndim
+    return array[array.shape[0] // 2] if nd == 3 else array

@@ -22,13 +22,22 @@ from segscope.errors import UserError
 from segscope.factory import create_model, create_segmenter, get_entry, list_models
 from segscope.models.segmenter import training_loss
 from segscope.types import Instances
-from tests.conftest import make_disc_images, write_folder_dataset
+from tests.conftest import make_disc_images, write_folder_dataset, write_volume_dataset
 
 # Fast settings for the sweep (fewer tuning trials; one short epoch for deep models).
 CLASSICAL_FAST = {"max_trials": 2, "tune_images": 2, "learn_images": 2}
 DEEP_FAST = {"epochs": 1, "batch_size": 2, "samples_per_epoch": 2, "augment": "none", "device": "cpu"}
 HEAVY = 20_000_000  # parameters above which a model is swept at its smallest input only
 SIZE = 64  # fit and prediction size: every architecture's pooling accepts it
+SIZE_3D = (16, 24, 24)  # a volume model's forward size (D, H, W)
+DEEP_FAST_3D = {**DEEP_FAST, "patch_size": [8, 16, 16]}
+
+
+def spatial(name: str, odd: bool = False) -> tuple[int, ...]:
+    """The sweep's input size for ``name``'s dimensionality (``odd``: not a multiple of any pooling)."""
+    if get_entry(name).ndim == 3:
+        return tuple(s + o for s, o in zip(SIZE_3D, (3, 5, 1))) if odd else SIZE_3D
+    return (SIZE + 5, SIZE + 3) if odd else (SIZE, SIZE)
 
 
 def write_instance_dataset(root: Path, n: int = 4, size: int = SIZE) -> Path:
@@ -59,14 +68,14 @@ def instance_data(tmp_path_factory) -> Path:
 
 
 def check_output(seg, output, image: np.ndarray) -> None:
-    """The output type of ``seg.task`` at ``image``'s size."""
+    """The output type of ``seg.task`` at ``image``'s (or volume's) size."""
     if seg.task == "instance":
         assert isinstance(output, Instances), f"{seg.name}: instance methods return Instances"
         assert output.spatial_shape == image.shape[:2]
         assert output.masks.dtype == np.bool_ and output.boxes.shape == (len(output), 4)
         return
     assert isinstance(output, np.ndarray) and output.dtype == np.int64, f"{seg.name}: {type(output)}"
-    assert output.shape == image.shape[:2]
+    assert output.shape == image.shape[: seg.ndim]
     assert output.min() >= 0 and output.max() < seg.num_classes
 
 
@@ -109,12 +118,13 @@ def deep_models() -> list[str]:
 def test_deep_model_forward_backward_every_parameter_gets_a_finite_gradient(name):
     torch.manual_seed(0)
     model = create_model(name, num_classes=3, in_channels=3).train()
-    x = torch.randn(2, 3, SIZE, SIZE)
+    size = spatial(name)
+    x = torch.randn(2, 3, *size)
     out = model(x)
     out = out[0] if isinstance(out, tuple | list) else out
-    assert out.shape == (2, 3, SIZE, SIZE), f"{name}: logits {tuple(out.shape)} for a {SIZE}x{SIZE} input"
+    assert out.shape == (2, 3, *size), f"{name}: logits {tuple(out.shape)} for a {size} input"
     assert torch.isfinite(out).all()
-    target = torch.randint(0, 3, (2, SIZE, SIZE))
+    target = torch.randint(0, 3, (2, *size))
     training_loss(model, torch.nn.functional.cross_entropy)(out, target).backward()  # deep supervision too
     no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not no_grad, f"{name}: parameters without gradient: {no_grad[:5]}"
@@ -125,7 +135,7 @@ def test_deep_model_forward_backward_every_parameter_gets_a_finite_gradient(name
 @pytest.mark.parametrize("name", deep_models())
 def test_deep_model_handles_or_refuses_an_odd_input_size(name):
     model = create_model(name, num_classes=2, in_channels=3).eval()
-    x = torch.randn(1, 3, SIZE + 5, SIZE + 3)
+    x = torch.randn(1, 3, *spatial(name, odd=True))
     try:
         with torch.no_grad():
             out = model(x)
@@ -134,19 +144,26 @@ def test_deep_model_handles_or_refuses_an_odd_input_size(name):
         assert "\n" not in message and any(w in message for w in ("size", "divisible", "multiple")), message
         return
     out = out[0] if isinstance(out, tuple | list) else out
-    assert out.shape[-2:] == x.shape[-2:], (
-        f"{name}: odd input {tuple(x.shape[-2:])} -> {tuple(out.shape[-2:])}"
-    )
+    assert out.shape[2:] == x.shape[2:], f"{name}: odd input {tuple(x.shape[2:])} -> {tuple(out.shape[2:])}"
+
+
+@pytest.fixture(scope="module")
+def volume_data(tmp_path_factory) -> Path:
+    return write_volume_dataset(tmp_path_factory.mktemp("contract") / "balls", n=4, shape=(16, 24, 24))
 
 
 @pytest.mark.parametrize("name", deep_models())
-def test_deep_model_fits_predicts_and_round_trips(name, binary_data, tmp_path):
+def test_deep_model_fits_predicts_and_round_trips(name, binary_data, volume_data, tmp_path):
+    volumes = get_entry(name).ndim == 3
+    fast = DEEP_FAST_3D if volumes else DEEP_FAST
     if _parameters(name) > HEAVY:
-        pytest.skip(
-            f"{name}: over {HEAVY:,} parameters; forward/backward covered above, fit covered by U-Net"
-        )
-    train = open_dataset(binary_data)
-    seg = create_segmenter(name, num_classes=2, in_channels=1, **DEEP_FAST)
+        if not volumes:
+            pytest.skip(
+                f"{name}: over {HEAVY:,} parameters; forward/backward covered above, fit covered by U-Net"
+            )
+        fast = {**fast, "base_channels": 4}  # the paper's 19 M parameters swept above; fit a narrow one
+    train = open_dataset(volume_data if volumes else binary_data)
+    seg = create_segmenter(name, num_classes=2, in_channels=1, ndim=3 if volumes else 2, **fast)
     seg.fit(train.subset([0, 1]), train.subset([2]), out_dir=tmp_path / "run", progress=False)
     image = train.load_image(3)
     output = seg.predict(image)

@@ -27,6 +27,8 @@ def test_binary_evaluation_per_image_and_averaged():
         "boundary_f1": 1.0,
         "pixel_error": 0.0,
         "rand_error": 0.0,
+        "foreground_dice": 1.0,
+        "foreground_iou": 1.0,
     }
     row = ev.add(torch.from_numpy(merged), torch.from_numpy(target))
     table = 200**2 + 180**2 - 380
@@ -38,6 +40,11 @@ def test_binary_evaluation_per_image_and_averaged():
     r = ev.result()
     assert r["rand_error"] == pytest.approx(rand / 2)
     assert r["pixel_error"] == pytest.approx(20 / 800)
+    # the foreground (cell) class: 380 true pixels each, 20 membrane pixels called cell in the second
+    assert row["foreground_iou"] == pytest.approx(380 / 400)
+    assert row["foreground_dice"] == pytest.approx(2 * 380 / (400 + 380))
+    assert r["foreground_iou"] == pytest.approx(760 / 780)
+    assert r["foreground_dice"] == pytest.approx(2 * 760 / (780 + 760))
     assert r["boundary_f1"] == pytest.approx((1 + row["boundary_f1"]) / 2)
     # dataset-wide confusion scores pool the pixels of both images
     assert r["confusion_matrix"] == [[20, 20], [0, 760]]

@@ -84,10 +84,15 @@ def run_cell(task: CellTask) -> dict[str, Any]:
     try:
         with _torch_threads(task.threads):
             train, val = holdout_split(task.train, task.holdout, task.seed)
-            channels = int(train.load_image(0).shape[2])
-            # -o METHOD.refine_oracle=DIR adds an oracle-refinement stage (segscope.factory.split_options)
+            channels = int(train.load_image(0).shape[-1])
+            # -o METHOD.refine_oracle=DIR adds an oracle-refinement stage (segscope.factory.split_options);
+            # on volumes a 2-D method runs slice by slice
             segmenter = create_segmenter(
-                task.method, num_classes=train.num_classes, in_channels=channels, **task.options
+                task.method,
+                num_classes=train.num_classes,
+                in_channels=channels,
+                ndim=getattr(train, "ndim", 2),
+                **task.options,
             )
             t0 = time.perf_counter()
             segmenter.fit(train, val, time_budget_s=task.time_budget_s, out_dir=cell_dir, progress=False)
@@ -153,8 +158,10 @@ def _torch_threads(threads: int) -> Iterator[None]:
 
 
 def _write_labels(path: Path, labels: np.ndarray) -> None:
-    from segscope.visualize import write_png
+    """A gallery label map as PNG; of a volume, its middle z-slice."""
+    from segscope.visualize import display_slice, write_png
 
+    labels = display_slice(labels)
     dtype = np.uint8 if int(labels.max(initial=0)) < 256 else np.uint16
     write_png(path, labels.astype(dtype))
 

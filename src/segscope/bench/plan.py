@@ -12,7 +12,7 @@ from segscope.metrics.specs import per_image_metrics
 DEFAULT_BINARY = ("otsu", "watershed", "slic", "graphcut", "unet")
 DEFAULT_MULTICLASS = ("slic", "alpha_expansion", "unet")
 # Fields that define the protocol: a resumed bench must keep them, or its cells would not be comparable.
-PROTOCOL_FIELDS = ("data", "format", "cv", "split", "seed", "holdout", "time_budget_s")
+PROTOCOL_FIELDS = ("data", "format", "cv", "split", "seed", "holdout", "time_budget_s", "spacing", "blocks")
 
 
 @dataclass
@@ -38,6 +38,9 @@ class BenchPlan:
     primary : the metric that ranks methods and is compared in the paired tests (default: pixel_error
         on binary data, mean_iou otherwise).
     max_splits : cap on the number of splits for ``loo`` and ``lpo``.
+    spacing : volumes (``format="volume"``): ``(z, y, x)`` voxel spacing overriding the files'.
+    blocks : volumes: contiguous z-blocks per volume, the samples that ``cv`` splits (``kfold:K`` over K
+        blocks of one volume tests one block per fold).
     """
 
     data: str
@@ -55,6 +58,13 @@ class BenchPlan:
     command: str = ""
     primary: str | None = None
     max_splits: int = 50
+    spacing: list[float] | None = None
+    blocks: int | None = None
+
+    @property
+    def open_options(self) -> dict[str, Any]:
+        """The volume options of :func:`segscope.data.open_dataset` (none for 2-D data)."""
+        return {k: v for k, v in (("spacing", self.spacing), ("blocks", self.blocks)) if v is not None}
 
     def validate(self) -> None:
         """Raise :class:`UserError` with one line for an option no bench can run with."""
@@ -105,13 +115,18 @@ def expand_methods(spec: str, num_classes: int) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def not_applicable(method: str, num_classes: int, data_task: str = "semantic") -> str | None:
+def not_applicable(method: str, num_classes: int, data_task: str = "semantic", ndim: int = 2) -> str | None:
     """``None`` if ``method`` can run on the data (``num_classes`` classes; ``data_task`` ``"instance"``
-    when it has instance masks), else why it is skipped. Semantic and binary methods run on instance
-    data too (scored on its foreground map); instance methods need instance masks."""
+    when it has instance masks; ``ndim`` 3 for volumes), else why it is skipped. Semantic and binary
+    methods run on instance data too (scored on its foreground map); instance methods need instance
+    masks; on volumes 2-D methods run slice by slice, and 3-D methods need volumes."""
     from segscope.factory import get_entry
 
     entry = get_entry(method)
+    if entry.ndim == 3 and ndim == 2:
+        return f"{method} is a 3-D method; the dataset holds 2-D images (a volume layout: --format volume)"
+    if ndim == 3 and entry.task == "instance":
+        return f"{method} is a 2-D instance method; volumes are scored as 3-D label maps"
     if entry.task == "binary" and num_classes != 2:
         return f"{method} is a binary (foreground/background) method; the dataset has {num_classes} classes"
     if entry.task == "instance" and data_task != "instance":

@@ -56,7 +56,9 @@ def collect_results(out: str | Path) -> dict[str, Any]:
     for task in ("semantic", "instance"):
         members = [m for m in methods if (tasks.get(m, "semantic") == "instance") == (task == "instance")]
         if task == "semantic" or any(m in cells for m in members):
-            boards.append(_board(task, members, cells, errors, binary, plan.get("primary")))
+            boards.append(
+                _board(task, members, cells, errors, binary, plan.get("primary"), plan.get("ndim") == 3)
+            )
     first = boards[0] if boards[0]["leaderboard"] or len(boards) == 1 else boards[1]
     results = {
         "plan": plan,
@@ -81,10 +83,11 @@ def _board(
     errors: dict[str, list[dict[str, Any]]],
     binary: bool,
     primary: str | None,
+    volume: bool = False,
 ) -> dict[str, Any]:
     """One leaderboard (methods of one evaluator kind): ``task``, ``metric_keys``, ``primary``,
-    ``leaderboard`` (best first) and ``paired_tests`` on the primary metric."""
-    keys = leaderboard_metrics(task, binary=binary)
+    ``leaderboard`` (best first) and ``paired_tests`` on the primary metric (``volume``: the 3-D columns)."""
+    keys = leaderboard_metrics(task, binary=binary, volume=volume)
     primary = primary if primary in keys or (primary and task == "semantic") else None
     primary = primary or keys[0]
     if primary not in keys:

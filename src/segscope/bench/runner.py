@@ -70,7 +70,8 @@ def run_bench(plan: BenchPlan, out_dir: str | Path, *, progress: bool = True) ->
     if plan.primary in ("pixel_error", "rand_error") and num_classes != 2:
         raise UserError(f"--primary {plan.primary} needs binary data; the dataset has {num_classes} classes")
     data_task = getattr(folds[0][1], "task", "semantic")
-    skipped = {m: why for m in plan.methods if (why := not_applicable(m, num_classes, data_task))}
+    data_ndim = getattr(folds[0][1], "ndim", 2)
+    skipped = {m: why for m in plan.methods if (why := not_applicable(m, num_classes, data_task, data_ndim))}
     methods = [m for m in plan.methods if m not in skipped]
     gallery = (saved or {}).get("gallery")  # chosen once: resumed cells already saved these images
     if gallery is None:
@@ -82,6 +83,7 @@ def run_bench(plan: BenchPlan, out_dir: str | Path, *, progress: bool = True) ->
             "skipped": skipped,
             "gallery": gallery,
             "classes": folds[0][1].classes,
+            "ndim": data_ndim,
             "tasks": {m: get_entry(m).task for m in methods},
             "folds": {s.name: {"train": len(s.train), "test": len(s.test)} for s, _, _ in folds},
             "environment": environment(),
@@ -124,11 +126,11 @@ def prepare_folds(plan: BenchPlan, out: Path) -> list[Fold]:
     path = out / "splits.json"
     if plan.split:
         spec = f"split:{plan.split}"
-        splits = named_splits(plan.data, plan.split, format=plan.format)
+        splits = named_splits(plan.data, plan.split, format=plan.format, **plan.open_options)
         n = len(splits[0].train) + len(splits[0].test)
     else:
         spec = plan.cv or "kfold:5"
-        dataset = open_dataset(plan.data, None, format=plan.format)
+        dataset = open_dataset(plan.data, None, format=plan.format, **plan.open_options)
         n = len(dataset)
         splits = None
     if path.is_file():
@@ -143,7 +145,7 @@ def prepare_folds(plan: BenchPlan, out: Path) -> list[Fold]:
         if splits is None:
             splits = make_splits(dataset, spec, seed=plan.seed, max_splits=plan.max_splits)
         save_splits(path, splits, spec=spec, n=n, seed=plan.seed)
-    return fold_datasets(splits, plan.data, format=plan.format)
+    return fold_datasets(splits, plan.data, format=plan.format, **plan.open_options)
 
 
 def choose_gallery(folds: list[Fold], count: int) -> list[str]:

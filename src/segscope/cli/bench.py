@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from segscope.cli.common import parse_duration, parse_value
+from segscope.cli.common import add_volume_arguments, parse_duration, parse_value, volume_options
 from segscope.errors import UserError
 
 EXAMPLES = """examples:
@@ -41,6 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, metavar="DIR", help="dataset folder")
     p.add_argument("--format", default="auto", choices=FORMATS, help="dataset layout (default: detect)")
+    add_volume_arguments(p)
     p.add_argument(
         "--methods",
         default="default",
@@ -121,7 +122,10 @@ def run(args: argparse.Namespace) -> int:
     from segscope.report import render_bench_report
 
     probe = open_dataset(
-        args.data, parse_split_spec(args.split)[0] if args.split else None, format=args.format
+        args.data,
+        parse_split_spec(args.split)[0] if args.split else None,
+        format=args.format,
+        **volume_options(args),
     )
     plan = BenchPlan(
         data=args.data,
@@ -138,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         command="",
         primary=args.primary,
+        **volume_options(args),
     )
     plan.command = command_line(plan, args.out)
     results = run_bench(plan, args.out, progress=not args.quiet)
@@ -158,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
 def command_line(plan: Any, out: str) -> str:
     """The ``segscope bench`` command that reruns ``plan`` exactly, every default spelled out."""
     words = ["segscope", "bench", "--data", plan.data, "--format", plan.format]
+    words += ["--spacing", ",".join(f"{v:g}" for v in plan.spacing)] if plan.spacing else []
+    words += ["--blocks", str(plan.blocks)] if plan.blocks else []
     words += ["--methods", ",".join(plan.methods)]
     words += ["--split", plan.split] if plan.split else ["--cv", plan.cv or "kfold:5"]
     words += ["--time-budget-per-method", f"{plan.time_budget_s:g}s"]

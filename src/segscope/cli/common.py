@@ -46,3 +46,37 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, split: str | None = N
     parser.add_argument(
         "--split", default=split, help=f"split to use (default: {split or 'train, else all'})"
     )
+    add_volume_arguments(parser)
+
+
+def add_volume_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--spacing`` and ``--blocks``: the options of a volume dataset (``--format volume``)."""
+    parser.add_argument(
+        "--spacing",
+        type=parse_spacing,
+        metavar="Z,Y,X",
+        help="volumes: voxel spacing (z, y, x), overriding the files' (e.g. 50,4,4 for ISBI's sections)",
+    )
+    parser.add_argument(
+        "--blocks",
+        type=int,
+        metavar="N",
+        help="volumes: contiguous z-blocks per volume, the samples folds split "
+        "(default: 1, or 5 for a single volume)",
+    )
+
+
+def parse_spacing(text: str) -> list[float]:
+    """``"50,4,4"`` -> ``[50.0, 4.0, 4.0]``."""
+    try:
+        values = [float(v) for v in str(text).replace("x", ",").split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3 or min(values, default=0) <= 0:
+        raise argparse.ArgumentTypeError(f"invalid spacing {text!r} (three positive numbers Z,Y,X)")
+    return values
+
+
+def volume_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``open_dataset`` keywords that ``--spacing`` / ``--blocks`` ask for (empty when unset)."""
+    return {k: v for k in ("spacing", "blocks") if (v := getattr(args, k, None)) is not None}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from segscope.cli.common import add_data_arguments
+from segscope.cli.common import add_data_arguments, volume_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
         seg = RefinedSegmenter(seg, args.refine_oracle, iterations=args.refine_iterations)
     split = args.split or ("val" if "val" in available_splits(args.data, args.format) else None)
-    ds = open_dataset(args.data, split, format=args.format)
+    ds = open_dataset(args.data, split, format=args.format, **volume_options(args))
     if not ds.has_masks:
         raise UserError(f"{args.data}: split {split or 'all'} has images without masks; cannot evaluate")
     if ds.num_classes != seg.num_classes:

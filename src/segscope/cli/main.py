@@ -9,7 +9,7 @@ import sys
 
 COMMANDS = (
     "train", "evaluate", "predict", "models", "segment", "bench", "explain", "refine", "export", "serve",
-    "fewshot", "demo",
+    "fewshot", "points", "demo",
 )  # fmt: skip
 
 

@@ -15,7 +15,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--run", required=True, metavar="RUN_DIR", help="run directory written by `segscope train`"
     )
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (or folders of images)")
+    p.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="image files (or folders of images); for a 3-D run, volume files (.tif, .nii.gz, .npy) or "
+        "folders of slices",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -68,6 +74,19 @@ def run(args: argparse.Namespace) -> int:
         from segscope.errors import UserError
 
         raise UserError(f"--workers must be >= 0, got {args.workers}")
+    if seg.ndim == 3:  # volume files (or folders of slices) in, label volumes out
+        from segscope.inference.batch import predict_volumes
+
+        summary = predict_volumes(
+            seg,
+            [Path(p) for p in args.images],
+            args.out,
+            resume=not args.overwrite,
+            alpha=args.alpha,
+            progress=not args.quiet,
+        )
+        print(f"{summary.written} label volumes written to {args.out}")
+        return 0
     summary = predict_files(
         seg,
         expand_images(args.images),

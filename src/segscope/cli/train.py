@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from segscope.cli.common import add_data_arguments, parse_duration, parse_options
+from segscope.cli.common import add_data_arguments, parse_duration, parse_options, volume_options
 from segscope.data.dataset import SegmentationDataset
 from segscope.errors import UserError
 from segscope.io import write_json_atomic
@@ -179,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
     options = collect_options(args)
     train, val = train_val_datasets(
         args.data,
+        **volume_options(args),
         format=args.format,
         split=args.split,
         val_split=args.val_split,
@@ -188,8 +189,14 @@ def run(args: argparse.Namespace) -> int:
     train.validate()
     if val is not None:
         val.validate()
-    channels = train.load_image(0).shape[2]
-    seg = create_segmenter(args.model, num_classes=train.num_classes, in_channels=channels, **options)
+    channels = train.load_image(0).shape[-1]
+    seg = create_segmenter(
+        args.model,
+        num_classes=train.num_classes,
+        in_channels=channels,
+        ndim=getattr(train, "ndim", 2),
+        **options,
+    )
     print(
         f"training {args.model} on {len(train)} images ({train.name}), validating on {len(val) if val else 0}"
     )
@@ -219,6 +226,7 @@ def run_cv(args: argparse.Namespace) -> int:
         methods=[args.model],
         cv=args.cv,
         format=args.format,
+        **volume_options(args),
         time_budget_s=options.pop("time_budget_s", None) or 1e9,
         options={args.model: options} if options else {},
         holdout=args.val_fraction if args.val_split is None else 0.0,
@@ -251,6 +259,7 @@ def finish_run(
     """Save the segmenter, evaluate on ``val``, write ``metrics.json`` and ``report.html`` in ``run_dir``."""
     from segscope.evaluation import evaluate_segmenter
     from segscope.report import render_run_report
+    from segscope.visualize import display_slice
 
     segmenter.save(run_dir)
     metrics: dict[str, Any] = {}
@@ -271,8 +280,17 @@ def finish_run(
     }
     write_json_atomic(run_dir / "metrics.json", summary)
 
+    nd = getattr(val, "ndim", 2)  # a volume's panels show its middle z-slice
     panels = (
-        [(val.stems[i], val.load_image(i), val.load_mask(i), p) for i, p in enumerate(predictions)]
+        [
+            (
+                val.stems[i],
+                display_slice(val.load_image(i), nd),
+                display_slice(val.load_mask(i)),
+                display_slice(p),
+            )
+            for i, p in enumerate(predictions)
+        ]
         if val
         else []
     )

@@ -13,6 +13,9 @@ instance   ``images/`` + ``instances/`` (no ``masks/``; optionally in ``train/``
            instance-id PNGs, 8- or 16-bit, 0 = background, each other value one object (CVPPP).
            ``task == "instance"``; classes background / object; ``load_mask`` gives instance > 0 and
            ``load_instances`` the :class:`~segscope.types.Instances`.
+volume     ``images/`` + ``masks/`` (optionally in ``train/``, ``val/``, ``test/``) of multi-page TIFF, NIfTI,
+           ``.npy`` volumes or slice sub-folders paired by stem (or, asked for, ``images/*.png`` as ONE
+           volume): a ``VolumeDataset`` of z-blocks; detection, spacing, blocks: :mod:`~.volume_layout`.
 =========  ====================================================================================
 
 An optional ``dataset.yaml`` in the root overrides class names, ignore index, mask mode and palette::
@@ -21,11 +24,13 @@ An optional ``dataset.yaml`` in the root overrides class names, ignore index, ma
     ignore_index: 255          # or null
     mask_mode: binary          # index | binary | rgb
     palette: [[0, 0, 0], [255, 200, 0]]
+    spacing: [50, 4, 4]        # volumes only: (z, y, x) voxel spacing overriding the files'
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,25 +38,15 @@ import numpy as np
 from segscope.data.dataset import Sample, SegmentationDataset
 from segscope.data.images import pil_guard
 from segscope.data.masks import MaskCodec
+from segscope.data.volume_dataset import VolumeDataset, open_volumes
+from segscope.data.volume_layout import holds_volumes, slice_masks, volume_sources
 from segscope.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-FORMATS = ("auto", "folder", "isbi", "camvid", "voc", "instance")
+FORMATS = ("auto", "folder", "isbi", "camvid", "voc", "instance", "volume")
 INSTANCE_CLASSES = ["background", "object"]
 
-CAMVID_CLASSES = [
-    "Sky",
-    "Building",
-    "Pole",
-    "Road",
-    "Pavement",
-    "Tree",
-    "SignSymbol",
-    "Fence",
-    "Car",
-    "Pedestrian",
-    "Bicyclist",
-]
+CAMVID_CLASSES = "Sky Building Pole Road Pavement Tree SignSymbol Fence Car Pedestrian Bicyclist".split()
 CAMVID_PALETTE = [
     (128, 128, 128),
     (128, 0, 0),
@@ -65,29 +60,10 @@ CAMVID_PALETTE = [
     (64, 64, 0),
     (0, 128, 192),
 ]
-VOC_CLASSES = [
-    "background",
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-]
+VOC_CLASSES = (
+    "background aeroplane bicycle bird boat bottle bus car cat chair cow diningtable dog horse motorbike "
+    "person pottedplant sheep sofa train tvmonitor"
+).split()
 ISBI_CLASSES = ["membrane", "cell"]
 
 
@@ -103,7 +79,9 @@ def detect_format(root: str | Path) -> str:
     instance_splits = _instance_splits(root)
     if instance_splits and not any((p / "masks").is_dir() for p in instance_splits.values()):
         return "instance"
-    if _folder_splits(root):
+    if splits := _folder_splits(root):
+        if any(holds_volumes(p / "images") for p in splits.values()):
+            return "volume"
         return "isbi" if "isbi" in root.name.lower() else "folder"
     raise DataError(
         f"{root}: unknown dataset layout (expected images/ + masks/, CamVid train/ + trainannot/, "
@@ -132,7 +110,7 @@ def available_splits(root: str | Path, format: str = "auto") -> list[str]:
     """Split names ``open_dataset`` accepts for ``root``."""
     root = Path(root)
     fmt = detect_format(root) if format == "auto" else format
-    if fmt in ("folder", "isbi"):
+    if fmt in ("folder", "isbi", "volume"):
         return list(_folder_splits(root))
     if fmt == "instance":
         return list(_instance_splits(root))
@@ -144,8 +122,17 @@ def available_splits(root: str | Path, format: str = "auto") -> list[str]:
     raise DataError(f"{root}: unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
 
 
-def open_dataset(root: str | Path, split: str | None = None, *, format: str = "auto") -> SegmentationDataset:
-    """Open the dataset at ``root``; ``split`` defaults to ``train`` if present, else everything."""
+def open_dataset(
+    root: str | Path,
+    split: str | None = None,
+    *,
+    format: str = "auto",
+    spacing: Sequence[float] | None = None,
+    blocks: int | None = None,
+) -> SegmentationDataset | VolumeDataset:
+    """Open the dataset at ``root``; ``split`` defaults to ``train`` if present, else everything. Volumes
+    only: ``spacing`` ``(z, y, x)`` overrides the files', ``blocks`` is z-blocks per volume (default 1 for
+    several volumes, 5 for one); see :mod:`segscope.data.volume_layout`."""
     root = Path(root)
     if format not in FORMATS:
         raise DataError(f"{root}: unknown format {format!r}; choose from {', '.join(FORMATS)}")
@@ -156,7 +143,11 @@ def open_dataset(root: str | Path, split: str | None = None, *, format: str = "a
     if split not in splits and not (split == "all" and fmt != "camvid"):
         raise DataError(f"{root}: no split {split!r} (available: {', '.join(splits) or 'none'})")
     meta = _read_yaml(root)
-    if fmt == "camvid":
+    if fmt != "volume" and (spacing is not None or blocks is not None):
+        raise DataError(f"{root}: spacing and blocks apply to volumes (format 'volume'), not {fmt!r}")
+    if fmt == "volume":
+        ds = _open_volume(root, split, meta, spacing, blocks)
+    elif fmt == "camvid":
         ds = _open_camvid(root, split)
     elif fmt == "voc":
         ds = _open_voc(root, split)
@@ -164,7 +155,7 @@ def open_dataset(root: str | Path, split: str | None = None, *, format: str = "a
         ds = _open_instance(root, split)
     else:
         ds = _open_folder(root, split, fmt, meta)
-    if meta:
+    if meta and fmt != "volume":
         ds = _apply_meta(ds, meta, root)
     if len(ds) == 0:
         raise DataError(f"{root}: dataset is empty (split {split!r})")
@@ -198,6 +189,18 @@ def _open_folder(root: Path, split: str, fmt: str, meta: dict) -> SegmentationDa
         name = root.name
     samples = [Sample(img, m, group=_group_of(img.stem)) for img, m in pairs]
     return SegmentationDataset(samples, classes, codec=codec, name=name, root=root)
+
+
+def _open_volume(root: Path, split: str, meta: dict, spacing, blocks) -> VolumeDataset:
+    """The volume layout; mask slices are read as the folder layout reads masks, ISBI keeps its classes."""
+    sources = volume_sources(root if split == "all" else root / split)
+    isbi, declared = "isbi" in root.name.lower(), bool(meta.get("classes") or meta.get("mask_mode"))
+    if isbi and not declared:
+        codec_classes = (MaskCodec("binary"), ISBI_CLASSES)
+    else:
+        masks = slice_masks(sources)
+        codec_classes = _infer_codec_and_classes(masks, meta) if masks or declared else None
+    return open_volumes(root, sources, meta, codec_classes, isbi=isbi, spacing=spacing, blocks=blocks)
 
 
 def _open_instance(root: Path, split: str) -> SegmentationDataset:
@@ -351,7 +354,7 @@ def _read_yaml(root: Path) -> dict:
         raise DataError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(meta, dict):
         raise DataError(f"{path}: expected a mapping with keys classes, ignore_index, mask_mode, palette")
-    unknown = set(meta) - {"classes", "ignore_index", "mask_mode", "palette", "name"}
+    unknown = set(meta) - {"classes", "ignore_index", "mask_mode", "palette", "name", "spacing"}
     if unknown:
         raise DataError(f"{path}: unknown keys {sorted(unknown)}")
     return meta

@@ -181,12 +181,36 @@ def holdout_split(
 ) -> tuple[SegmentationDataset, SegmentationDataset | None]:
     """``(rest, held out)`` of ``dataset`` by :func:`holdout_indices`; ``(dataset, None)`` when ``fraction``
     is 0 or there are fewer than 2 images. Every validation set carved from training data comes from here."""
-    if fraction <= 0 or len(dataset) < 2:
+    if fraction <= 0:
         return dataset, None
     if not 0 < fraction < 1:
         raise UserError(f"the held-out fraction must be in [0, 1), got {fraction}")
+    if getattr(dataset, "ndim", 2) == 3 and hasattr(dataset, "with_blocks"):
+        return holdout_slabs(dataset, fraction)
+    if len(dataset) < 2:
+        return dataset, None
     train, test = holdout_indices(len(dataset), fraction, seed)
     return dataset.subset(train), dataset.subset(test)
+
+
+def holdout_slabs(volumes: Any, fraction: float) -> tuple[Any, Any]:
+    """Volumes: the last ``fraction`` of every z-block's slices (at least one, and never the whole block)
+    are held out, as contiguous slabs, so validation slices are not interleaved with training slices
+    (neighbouring EM sections are nearly identical). Deterministic: no seed is needed."""
+    from segscope.data.volume_dataset import VolumeBlock
+
+    kept, held = [], []
+    for b in volumes.blocks:
+        depth = b.z1 - b.z0
+        k = min(depth - 1, max(1, round(fraction * depth)))
+        if k < 1:
+            kept.append(b)
+            continue
+        kept.append(VolumeBlock(b.volume, b.z0, b.z1 - k))
+        held.append(VolumeBlock(b.volume, b.z1 - k, b.z1))
+    if not held:
+        return volumes, None
+    return volumes.with_blocks(kept), volumes.with_blocks(held)
 
 
 def train_val_datasets(
@@ -197,16 +221,18 @@ def train_val_datasets(
     val_split: str | None = None,
     val_fraction: float = 0.2,
     seed: int = 0,
+    **options: Any,
 ) -> tuple[SegmentationDataset, SegmentationDataset | None]:
     """The training set and a validation set: the dataset's ``val`` split when it has one (or
-    ``val_split``), otherwise a seeded ``val_fraction`` of the training images (:func:`holdout_split`)."""
+    ``val_split``), otherwise a seeded ``val_fraction`` of the training images (:func:`holdout_split`).
+    ``options`` go to :func:`~segscope.data.formats.open_dataset` (a volume's ``spacing``, ``blocks``)."""
     from segscope.data.formats import available_splits, open_dataset
 
-    train = open_dataset(data, split, format=format)
+    train = open_dataset(data, split, format=format, **options)
     if val_split is None and "val" in available_splits(data, format) and split in (None, "train"):
         val_split = "val"
     if val_split is not None:  # the val images are converted to the training set's channel count
-        return train, open_dataset(data, val_split, format=format).with_channels(train.channels)
+        return train, open_dataset(data, val_split, format=format, **options).with_channels(train.channels)
     return holdout_split(train, val_fraction, seed)
 
 
@@ -220,34 +246,46 @@ def parse_split_spec(spec: str) -> tuple[str, str]:
     return train_name, test_name
 
 
-def named_splits(root: str | Path, spec: str, *, format: str = "auto") -> list[Split]:
-    """One split that trains on one of the dataset's own splits and tests on another (``"train/val"``)."""
+def named_splits(root: str | Path, spec: str, *, format: str = "auto", **options: Any) -> list[Split]:
+    """One split that trains on one of the dataset's own splits and tests on another (``"train/val"``);
+    ``options`` go to :func:`~segscope.data.formats.open_dataset` (a volume's ``spacing``, ``blocks``)."""
     from segscope.data.formats import open_dataset
 
     train_name, test_name = parse_split_spec(spec)
-    n_train = len(open_dataset(root, train_name, format=format))
-    n_test = len(open_dataset(root, test_name, format=format))
+    n_train = len(open_dataset(root, train_name, format=format, **options))
+    n_test = len(open_dataset(root, test_name, format=format, **options))
     return [
         Split(f"{train_name}-{test_name}", list(range(n_train)), list(range(n_test)), train_name, test_name)
     ]
 
 
 def fold_datasets(
-    splits: Sequence[Split], root: str | Path, *, format: str = "auto"
+    splits: Sequence[Split],
+    root: str | Path,
+    *,
+    format: str = "auto",
+    dataset: SegmentationDataset | None = None,
+    **options: Any,
 ) -> list[tuple[Split, SegmentationDataset, SegmentationDataset]]:
-    """``(split, train part, test part)`` for every split; each named dataset split is opened once."""
+    """``(split, train part, test part)`` for every split; each named dataset split is opened once.
+
+    ``dataset``, when given, is the cross-validated dataset (``open_dataset(root)``, the split named
+    ``None``) and is used as is instead of being reopened; ``options`` go to every
+    :func:`~segscope.data.formats.open_dataset` call (a volume's ``spacing`` and ``blocks``: pass a
+    :class:`~segscope.data.volume_dataset.VolumeDataset`'s ``open_options`` so folds match it).
+    """
     from segscope.data.formats import open_dataset
 
-    opened: dict[str | None, SegmentationDataset] = {}
+    opened: dict[str | None, SegmentationDataset] = {} if dataset is None else {None: dataset}
 
-    def dataset(name: str | None) -> SegmentationDataset:
+    def _open(name: str | None) -> SegmentationDataset:
         if name not in opened:
-            opened[name] = open_dataset(root, name, format=format)
+            opened[name] = open_dataset(root, name, format=format, **options)
         return opened[name]
 
     out = []
     for s in splits:
-        train, test = dataset(s.train_split), dataset(s.test_split)
+        train, test = _open(s.train_split), _open(s.test_split)
         for part, indices in (("train", s.train), ("test", s.test)):
             ds = train if part == "train" else test
             if indices and not 0 <= min(indices) <= max(indices) < len(ds):

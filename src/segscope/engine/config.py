@@ -43,6 +43,8 @@ class TrainConfig:
     crop_size: tuple[int, int] | None = None
     crop_max_ratio: float | None = None  # re-draw crops whose largest class exceeds this share
     resize: tuple[int, int] | None = None
+    patch_size: tuple[int, int, int] | None = None  # volume models: training patch (D, H, W)
+    foreground_fraction: float = 0.33  # volume models: share of patches centred on a foreground voxel
     early_stopping_patience: int | None = None
     freeze_encoder_epochs: int = 0  # transfer learning: encoder frozen (BatchNorm in eval) this long
     encoder_lr_scale: float = 1.0  # discriminative learning rate: encoder lr = lr * this
@@ -73,6 +75,10 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _pair(value, name))
+        if self.patch_size is not None:
+            object.__setattr__(self, "patch_size", _triple(self.patch_size, "patch_size"))
+        if not 0 <= self.foreground_fraction <= 1:
+            raise UserError(f"foreground_fraction must be in [0, 1], got {self.foreground_fraction}")
 
     # -- dict / YAML ----------------------------------------------------------------------------
     @classmethod
@@ -81,7 +87,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        for k in ("crop_size", "resize"):
+        for k in ("crop_size", "resize", "patch_size"):
             if d[k] is not None:
                 d[k] = list(d[k])
         return d
@@ -124,3 +130,18 @@ def _pair(value: Any, name: str) -> tuple[int, int]:
     if h < 1 or w < 1:
         raise UserError(f"{name} must be positive, got {h}x{w}")
     return (h, w)
+
+
+def _triple(value: Any, name: str) -> tuple[int, int, int]:
+    """``32``, ``"16x64x64"`` or ``[16, 64, 64]`` -> ``(D, H, W)``."""
+    if isinstance(value, int):
+        return (value, value, value)
+    if isinstance(value, str):
+        value = value.lower().replace("x", ",").split(",")
+    try:
+        d, h, w = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be an int or a triple DxHxW, got {value!r}") from None
+    if min(d, h, w) < 1:
+        raise UserError(f"{name} must be positive, got {d}x{h}x{w}")
+    return (d, h, w)

@@ -161,6 +161,8 @@ class Trainer:
         while self.epoch < cfg.epochs and not self.stop_reason:
             generator.manual_seed(cfg.seed * 100_003 + self.epoch)
             torch.manual_seed(cfg.seed * 1_000_003 + self.epoch)
+            if hasattr(train_dataset, "set_epoch"):  # datasets drawing new samples each epoch (3-D patches)
+                train_dataset.set_epoch(self.epoch)
             t_epoch = time.perf_counter()
             self._train_mode()
             running, seen = 0.0, 0

@@ -103,3 +103,49 @@ def predict_files(
         bar.update(1)
     bar.close()
     return BatchSummary(written=len(todo), skipped=len(paths) - len(todo))
+
+
+def volume_output_path(out: Path, path: Path) -> Path:
+    """The label volume written for the volume at ``path``: same format (a slice folder gives a TIFF)."""
+    from segscope.data.volumes import volume_stem
+
+    name = Path(path).name.lower()
+    suffix = next((s for s in (".nii.gz", ".nii", ".npy", ".tiff", ".tif") if name.endswith(s)), ".tif")
+    return out / f"{volume_stem(path)}_labels{suffix}"
+
+
+def predict_volumes(
+    segmenter,
+    paths: Sequence[Path],
+    out: str | Path,
+    *,
+    resume: bool = True,
+    alpha: float = 0.5,
+    progress: bool = True,
+) -> BatchSummary:
+    """Segment volume files (multi-page TIFF, NIfTI, ``.npy``, or folders of slices) with a 3-D method.
+
+    For each writes ``<stem>_labels.<ext>`` (the label volume, atomically, with the input's voxel
+    spacing) and ``<stem>_overlay.png`` (its middle z-slice over the image); with ``resume`` a volume whose
+    label volume exists is skipped."""
+    from tqdm.auto import tqdm
+
+    from segscope.data import default_palette
+    from segscope.data.volumes import read_volume, volume_stem, write_volume
+    from segscope.visualize import display_slice, overlay, write_png
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [Path(p) for p in paths]
+    todo = [p for p in paths if not (resume and volume_output_path(out, p).is_file())]
+    palette = default_palette(segmenter.num_classes)
+    for path in tqdm(todo, desc="predict", disable=not progress):
+        volume = read_volume(path)  # a DataError names the file; finished volumes are kept
+        labels = np.asarray(segmenter.predict(volume.array), np.int64)
+        write_volume(volume_output_path(out, path), labels, spacing=volume.spacing)
+        image = display_slice(volume.array, 3)
+        write_png(
+            out / f"{volume_stem(path)}_overlay.png",
+            overlay(image, display_slice(labels), palette, alpha=alpha),
+        )
+    return BatchSummary(written=len(todo), skipped=len(paths) - len(todo))

@@ -3,14 +3,17 @@ tiles whose receptive field reaches past the tile by mirroring the image at its 
 
 A model that declares ``output_margin > 0`` (valid convolutions: its output is smaller than its input
 by that many pixels on each side) is run tile by tile on the mirror-padded image, and the output tiles
-are stitched without seams. Models without a margin (``same`` padding) run in one pass.
+are stitched without seams. Models without a margin (``same`` padding) run in one pass. The tiling loop
+itself is :func:`segscope.inference.sliding_window.sliding_window` (non-overlapping windows, aligned to
+the tile size); it works for 2-D images and 3-D volumes alike.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from segscope.inference.sliding_window import sliding_window
 
 
 def predict_logits(
@@ -26,23 +29,17 @@ def overlap_tile(model: nn.Module, x: torch.Tensor, margin: int, tile: int = 388
     """Mirror-pad ``x`` by ``margin`` and predict output tiles of at most ``tile`` pixels a side.
 
     The model must expose ``valid_input_size(n) -> bool`` (which input sizes its pooling accepts); tiles
-    grow until ``tile + 2 * margin`` is valid. Returns ``(N, K, H, W)``.
+    grow until ``tile + 2 * margin`` is valid. Tiles start at multiples of the tile size, the image is
+    mirrored past its end to a whole number of tiles. ``x`` is ``(N, C, H, W)`` or ``(N, C, D, H, W)``;
+    returns ``(N, K, H, W)`` (or ``(N, K, D, H, W)``).
     """
-    n, _, h, w = x.shape
-    th, tw = min(tile, _round_up(h, 4)), min(tile, _round_up(w, 4))
-    while not (model.valid_input_size(th + 2 * margin) and model.valid_input_size(tw + 2 * margin)):
-        th += not model.valid_input_size(th + 2 * margin)
-        tw += not model.valid_input_size(tw + 2 * margin)
-    ph, pw = _round_up(h, th) - h, _round_up(w, tw) - w
-    padded = F.pad(x, (margin, margin + pw, margin, margin + ph), mode="reflect")
-    out = None
-    for top in range(0, h + ph, th):
-        for left in range(0, w + pw, tw):
-            y = model(padded[..., top : top + th + 2 * margin, left : left + tw + 2 * margin])
-            if out is None:
-                out = y.new_zeros((n, y.shape[1], h + ph, w + pw))
-            out[..., top : top + th, left : left + tw] = y
-    return out[..., :h, :w]
+    sizes = [min(tile, _round_up(s, 4)) for s in x.shape[2:]]
+    while not all(model.valid_input_size(t + 2 * margin) for t in sizes):
+        sizes = [t + (not model.valid_input_size(t + 2 * margin)) for t in sizes]
+    window = [t + 2 * margin for t in sizes]
+    return sliding_window(
+        model, x, window, overlap=0.0, blend="constant", margin=margin, align=sizes, pad_mode="reflect"
+    )
 
 
 def _round_up(v: int, m: int) -> int:

@@ -1,6 +1,7 @@
 """Metrics: confusion-matrix scores (IoU, Dice, accuracies), boundary F, pixel and adapted Rand error,
-COCO mask AP and the CVPPP instance scores, the :class:`Evaluator` and :class:`InstanceEvaluator` that
-bundle them, and :mod:`~segscope.metrics.specs`, the one table of every metric."""
+surface distances (Hausdorff, HD95, ASSD), COCO mask AP and the CVPPP instance scores, the
+:class:`Evaluator` and :class:`InstanceEvaluator` that bundle them, and :mod:`~segscope.metrics.specs`,
+the one table of every metric."""
 
 from segscope.metrics.boundary import boundary_f1, class_boundaries
 from segscope.metrics.confusion import ConfusionMatrix
@@ -14,6 +15,13 @@ from segscope.metrics.instance import (
 )
 from segscope.metrics.instance_evaluator import InstanceEvaluator
 from segscope.metrics.rand import adapted_rand_error, foreground_rand_error, pixel_error
+from segscope.metrics.surface import (
+    hausdorff95,
+    hausdorff_distance,
+    mean_surface_distance,
+    surface_distances,
+    surface_scores,
+)
 
 __all__ = [
     "ConfusionMatrix",
@@ -25,8 +33,13 @@ __all__ = [
     "boundary_f1",
     "class_boundaries",
     "foreground_rand_error",
+    "hausdorff95",
+    "hausdorff_distance",
     "instance_masks",
     "mask_ap",
+    "mean_surface_distance",
     "pixel_error",
+    "surface_distances",
+    "surface_scores",
     "symmetric_best_dice",
 ]

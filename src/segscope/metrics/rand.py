@@ -101,10 +101,10 @@ def foreground_rand_error(
 ) -> float:
     """Adapted Rand error of the foreground's connected components (ISBI 2012 style).
 
-    The connected components (4-connectivity, ``skimage.measure.label``) of ``== foreground`` in the
-    prediction and in the truth are the segments; truth pixels that are not foreground (the membrane)
-    or equal ``ignore_index`` are left out, so a prediction is only judged on how it splits and merges
-    the true cells.
+    The connected components (face connectivity, ``skimage.measure.label(connectivity=1)``: 4-connected in
+    2-D, 6-connected in 3-D volumes) of ``== foreground`` in the prediction and in the truth are the
+    segments; truth pixels that are not foreground (the membrane) or equal ``ignore_index`` are left out,
+    so a prediction is only judged on how it splits and merges the true cells.
 
     Parameters
     ----------

@@ -21,6 +21,8 @@ class MetricSpec:
     pooled : the test-set value comes from the pooled pixels / instances of all images (a confusion
         matrix, one COCO evaluation); otherwise it is the mean of the per-image values.
     binary_only : needs a binary (foreground / background) task.
+    surface : a surface distance (:mod:`~segscope.metrics.surface`): the semantic evaluator reports it for
+        3-D inputs, or when asked to (``Evaluator(surface=True)``); 2-D results do not carry it otherwise.
     tasks : the evaluators that produce it: ``"semantic"`` (semantic and binary methods) and/or
         ``"instance"``.
     headline : shown in the run summary and the CLI table.
@@ -38,6 +40,7 @@ class MetricSpec:
     headline: bool = True
     pooled: bool = False
     boards: tuple[str, ...] = ()
+    surface: bool = False
 
 
 B, M, I = "binary", "multiclass", "instance"
@@ -60,6 +63,14 @@ METRICS: tuple[MetricSpec, ...] = (
                "frequency", pooled=True),
     MetricSpec("boundary_f1", True, True, "F-measure of class boundaries matched within 2 pixels, mean "
                "over test images", boards=(B, M)),
+    MetricSpec("foreground_dice", True, True, "Dice (F1) of the foreground class, from all test pixels "
+               "(voxels)", binary_only=True, pooled=True),
+    MetricSpec("foreground_iou", True, True, "IoU (Jaccard) of the foreground class, from all test pixels "
+               "(voxels)", binary_only=True, pooled=True),
+    MetricSpec("hd95", False, True, "95th-percentile symmetric Hausdorff distance of the class surfaces, in "
+               "the spacing's units (voxels by default); mean over classes, then images", surface=True),
+    MetricSpec("surface_distance", False, True, "average symmetric surface distance (ASSD), in the "
+               "spacing's units (voxels by default); mean over classes, then images", surface=True),
     MetricSpec("mask_ap", True, False, "COCO mask AP, IoU 0.50:0.95, pooled over all test images "
                "(pycocotools)", tasks=INS, pooled=True, boards=(I,)),
     MetricSpec("mask_ap50", True, False, "COCO mask AP at IoU 0.50", tasks=INS, pooled=True, boards=(I,)),
@@ -115,13 +126,19 @@ def per_image_metrics(task: str | None = None) -> list[str]:
     return [m.name for m in METRICS if m.per_image and (evaluator is None or evaluator in m.tasks)]
 
 
-def leaderboard_metrics(task: str, *, binary: bool) -> list[str]:
+def leaderboard_metrics(task: str, *, binary: bool, volume: bool = False) -> list[str]:
     """The columns of a bench leaderboard, the default primary metric first.
 
     Binary data: pixel error, Rand error, mean IoU, boundary F1 (ISBI order). Multi-class data: mean IoU,
     pixel accuracy, mean class accuracy, boundary F1. Instance methods: mask AP, AP50, AP75, SBD, |DiC|,
-    Rand error.
+    Rand error. Volumes (``volume``): binary -- foreground Dice and IoU, HD95, mean surface distance, Rand
+    error of the 3-D components, pixel error; multi-class -- the multi-class columns and the surface ones.
     """
+    if volume and task != "instance":
+        surface = [m.name for m in METRICS if m.surface]
+        if binary:
+            return ["foreground_dice", "foreground_iou", *surface, "rand_error", "pixel_error"]
+        return [m.name for m in METRICS if M in m.boards] + surface
     board = I if task == "instance" else B if binary else M
     names = [m.name for m in METRICS if board in m.boards]
     if board == I:  # AP first: the instance table's primary metric

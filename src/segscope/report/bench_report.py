@@ -275,13 +275,15 @@ def _curves(res: dict[str, Any], methods: list[str]) -> list[str]:
 def _gallery(out: Path, res: dict[str, Any], methods: list[str], thumbnail: int) -> list[str]:
     from segscope.bench.cell import GALLERY, read_labels
     from segscope.data import default_palette, open_dataset
+    from segscope.visualize import display_slice
 
     plan = res["plan"]
     stems = plan.get("gallery", [])
     if not stems:
         return []
     test_split = plan["split"].split("/")[1] if plan.get("split") else None
-    ds = open_dataset(plan["data"], test_split, format=plan.get("format", "auto"))
+    volume = {k: plan[k] for k in ("spacing", "blocks") if plan.get(k) is not None}
+    ds = open_dataset(plan["data"], test_split, format=plan.get("format", "auto"), **volume)
     index = {s: i for i, s in enumerate(ds.stems)}
     primary = res["primary"]
     foreground = 1 if ds.num_classes == 2 else None
@@ -311,7 +313,8 @@ def _gallery(out: Path, res: dict[str, Any], methods: list[str], thumbnail: int)
         if stem not in index:
             continue
         image = ds.load_image(index[stem])
-        truth = ds.load_mask(index[stem], image_shape=image.shape)
+        truth = display_slice(ds.load_mask(index[stem], image_shape=image.shape))
+        image = display_slice(image, getattr(ds, "ndim", 2))  # a volume: its middle z-slice
         gt = figures.overlay(image, truth, ds.palette, ignore_index=ds.ignore_index)
         row = [
             f"<td>{_thumb(image, f'{stem} input', thumbnail)}<span class='meta'>{esc(stem)}</span></td>",
