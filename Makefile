@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.segscope-installed
 
-.PHONY: demo test test-slow bench lint chromium clean
+.PHONY: demo test test-slow bench bench-3d lint chromium clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/isbi_unet_cv.py
+
+# Deep learning for 3D: 3-D U-Net vs 2-D U-Net slice by slice on both shared volumes, then PointNet parts.
+bench-3d: $(STAMP)
+	$(BIN)/python benchmarks/volumes_3d_vs_2d.py --budget 210 --volumes em_mito3d --out bench_out/volumes
+	$(BIN)/python benchmarks/volumes_3d_vs_2d.py --budget 120 --volumes isbi2012_stack --out bench_out/volumes
+	$(BIN)/python benchmarks/pointnet_parts.py --out bench_out/pointnet_parts
 
 # The report's browser test needs Debian's chromium; install it when missing (skipped if apt is unavailable).
 chromium:
