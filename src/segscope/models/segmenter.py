@@ -135,6 +135,37 @@ class DeepSegmenter(Segmenter):
                 val, resize=cfg.resize, fill_index=FILL_INDEX, mean=self.mean, std=self.std
             )
             evaluate_fn = semantic_validation(val_t, self.num_classes, loss_fn, ignore_index=FILL_INDEX)
+        after_fit = (lambda: self._fit_decision(counts, val)) if self.decision.rule != "argmax" else None
+        self.run_trainer(
+            train_t,
+            cfg,
+            loss_fn,
+            evaluate_fn,
+            out_dir=out_dir,
+            progress=progress,
+            resume=resume,
+            sampler_factory=_sampler_factory(cfg, train),
+            after_fit=after_fit,
+        )
+        self.model.eval()
+        return self
+
+    def run_trainer(
+        self,
+        dataset: torch.utils.data.Dataset,
+        cfg: TrainConfig,
+        loss_fn,
+        evaluate_fn,
+        *,
+        out_dir: str | Path | None,
+        progress: bool,
+        resume: bool = False,
+        sampler_factory=None,
+        after_fit=None,
+    ) -> None:
+        """Train ``self.model`` on ``dataset`` (``(x, y)`` tensor pairs) through the :class:`Trainer`, keep
+        the best checkpoint (else the last), run ``after_fit()`` and save into ``out_dir`` (a temporary
+        folder when ``None``). Shared by the 2-D and the volumetric adapters, which differ only in data."""
         with tempfile.TemporaryDirectory(prefix="segscope-") as tmp:
             run_dir = Path(out_dir) if out_dir is not None else Path(tmp)
             trainer = Trainer(
@@ -147,19 +178,17 @@ class DeepSegmenter(Segmenter):
                 progress=progress,
             )
             self._fast_model = None
-            self.history = trainer.fit(train_t, resume=resume, sampler_factory=_sampler_factory(cfg, train))
+            self.history = trainer.fit(dataset, resume=resume, sampler_factory=sampler_factory)
             self.stop_reason = trainer.stop_reason
             best = run_dir / "best.safetensors"
             chosen = best if best.exists() else run_dir / "last.safetensors"
             load_weights(chosen, self.model)
             self.weights_file = chosen if out_dir is not None else None
             self.model.eval()
-            if self.decision.rule != "argmax":
-                self._fit_decision(counts, val)
+            if after_fit is not None:
+                after_fit()
             if out_dir is not None:
                 self.save(run_dir)
-        self.model.eval()
-        return self
 
     def _fit_decision(self, counts: np.ndarray, val: SegmentationDataset | None) -> None:
         """Fit the decision rule: prior from the training counts, biases/threshold on ``val``."""

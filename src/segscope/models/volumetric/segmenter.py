@@ -16,7 +16,6 @@ map onto 3-D ones (:data:`AUGMENT_PRESETS`); any other ``augment`` value is a 3-
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,11 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from segscope.engine.checkpoint import load_weights
-from segscope.engine.trainer import Trainer
 from segscope.errors import UserError
 from segscope.losses import build_loss, class_weights
-from segscope.models.segmenter import FILL_INDEX, DeepSegmenter, training_loss
+from segscope.models.segmenter import FILL_INDEX, DeepSegmenter
 
 AUGMENT_PRESETS = {"none": "none", "light": "flip,rot90", "strong": "flip,rot90,elastic,intensity"}
 DEFAULT_PATCH = (32, 64, 64)
@@ -105,27 +102,15 @@ class VolumeSegmenter(DeepSegmenter):
                 for i in range(len(val))
             ]
             evaluate_fn = self._validation(val_pairs, loss_fn, bf16=cfg.amp and self.model_device() == "cpu")
-        self._fast_model = None
-        with tempfile.TemporaryDirectory(prefix="segscope-") as tmp:
-            run_dir = Path(out_dir) if out_dir is not None else Path(tmp)
-            trainer = Trainer(
-                self.model,
-                cfg.replace(samples_per_epoch=None),  # the patch dataset already has the epoch's length
-                loss_fn=training_loss(self.model, loss_fn),
-                evaluate_fn=evaluate_fn,
-                run_dir=run_dir,
-                info={"segmenter": self.state()},
-                progress=progress,
-            )
-            self.history = trainer.fit(patches, resume=resume)
-            self.stop_reason = trainer.stop_reason
-            best = run_dir / "best.safetensors"
-            chosen = best if best.exists() else run_dir / "last.safetensors"
-            load_weights(chosen, self.model)
-            self.weights_file = chosen if out_dir is not None else None
-            self.model.eval()
-            if out_dir is not None:
-                self.save(run_dir)
+        self.run_trainer(
+            patches,
+            cfg.replace(samples_per_epoch=None),  # the patch dataset already has the epoch's length
+            loss_fn,
+            evaluate_fn,
+            out_dir=out_dir,
+            progress=progress,
+            resume=resume,
+        )
         return self
 
     def patch_size(self, volumes: list[np.ndarray] | None = None) -> tuple[int, int, int]:
