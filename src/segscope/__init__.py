@@ -40,13 +40,19 @@ from segscope.metrics.surface import hausdorff95, mean_surface_distance
 from segscope.models import DeepSegmenter, register_model
 from segscope.models.volumetric import VolumeSegmenter
 from segscope.oracle import (
+    LocalQualityOracle,
     QualityOracle,
     RefinedSegmenter,
     degrade_mask,
+    load_any_oracle,
     load_oracle,
+    predicted_quality,
+    refine_local,
     refine_mask,
     segment_from_scratch,
+    train_local_oracle,
     train_oracle,
+    tune_refinement,
 )
 from segscope.points import PartSegmenter, PointNetPartSeg, load_shapenet_part, train_part_segmenter
 from segscope.prompts import Prompt
@@ -78,6 +84,7 @@ __all__ = [
     "PartSegmenter",
     "PointNetPartSeg",
     "Prompt",
+    "LocalQualityOracle",
     "QualityOracle",
     "RefinedSegmenter",
     "RunConfig",
@@ -105,6 +112,7 @@ __all__ = [
     "holdout_split",
     "list_models",
     "load",
+    "load_any_oracle",
     "load_oracle",
     "load_shapenet_part",
     "make_splits",
@@ -113,6 +121,8 @@ __all__ = [
     "read_image",
     "read_label_volume",
     "read_volume",
+    "predicted_quality",
+    "refine_local",
     "refine_mask",
     "register",
     "register_model",
@@ -122,7 +132,9 @@ __all__ = [
     "run_bench",
     "segment_from_scratch",
     "train_fewshot",
+    "train_local_oracle",
     "train_oracle",
+    "tune_refinement",
     "train_part_segmenter",
     "write_volume",
     "__version__",

@@ -10,6 +10,7 @@ Rand error of the instance map) against its instances. Which metrics exist, and 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,12 +33,15 @@ def evaluate_segmenter(
     *,
     progress: bool = True,
     keep_predictions: int | set[str] = 0,
+    on_prediction: Callable[[str, np.ndarray, np.ndarray], None] | None = None,
 ) -> dict[str, Any]:
     """Predict every image of ``dataset`` and return the result of the evaluator of ``segmenter.task``.
 
     Adds ``task``, ``seconds_per_image`` (inference time) and the outputs asked for by
     ``keep_predictions`` (the first N images, or a set of image stems) under ``"predictions"`` (for
     overlays; a stem -> output dict when stems were given; instance output as its instance-id map).
+    ``on_prediction(stem, image, prediction)``, if given, is called with every image and its label map
+    (instance output as its instance-id map) after it is scored, outside the timed inference.
     """
     instance = segmenter.task == "instance"
     if instance:
@@ -71,6 +75,8 @@ def evaluate_segmenter(
         seconds += time.perf_counter() - t0
         evaluator.add(output, target, name=dataset.stems[i])
         pred = output.to_label_map() if instance else output
+        if on_prediction is not None:
+            on_prediction(dataset.stems[i], image, pred)
         if isinstance(keep_predictions, set):
             if dataset.stems[i] in keep_predictions:
                 kept_by_stem[dataset.stems[i]] = pred

@@ -51,7 +51,7 @@ def test_normalize_projects_on_the_unit_circle():
     emb, target = points([(2, 0), (5, 0), (0, 7)], [0, 0, 1])
     expected = 0 - math.sqrt(2) + 2.0
     got = L.pixel_triplet_loss(emb, target, margin=2.0, normalize=True)
-    assert got.item() == pytest.approx(expected, abs=1e-6)
+    assert got.item() == pytest.approx(expected, abs=1e-5)
     got.backward()
     assert torch.isfinite(emb.grad).all()  # zero distance between the positives: finite gradient
 

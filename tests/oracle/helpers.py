@@ -41,3 +41,20 @@ def disc(size: int, radius: float, centre: tuple[float, float] | None = None) ->
 def grey_image(mask: np.ndarray, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return (60 + 120 * mask + rng.normal(0, 10, mask.shape)).clip(0, 255).astype(np.uint8)[..., None]
+
+
+def write_three_class_dataset(root, n: int = 3):
+    """``n`` 32x32 grey images of two bright boxes (classes 1 and 2) on background 0, folder layout."""
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        labels = np.zeros((32, 32), np.uint8)
+        labels[4 + i : 14 + i, 4:14] = 1
+        labels[18:28, 16 + i : 28] = 2
+        image = (40 + 90 * labels + rng.normal(0, 8, labels.shape)).clip(0, 255).astype(np.uint8)
+        Image.fromarray(image).save(root / "images" / f"m{i}.png")
+        Image.fromarray(labels).save(root / "masks" / f"m{i}.png")
+    return root

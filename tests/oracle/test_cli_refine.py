@@ -17,7 +17,20 @@ from segscope.factory import create_segmenter, get_entry, split_options
 from segscope.oracle import RefinedSegmenter, load_oracle
 from tests.conftest import write_folder_dataset
 
-TRAIN = ["--size", "16", "--depth", "2", "--base-channels", "4", "--epochs", "2", "--samples-per-image", "8"]
+TRAIN = [
+    "--kind",
+    "global",
+    "--size",
+    "16",
+    "--depth",
+    "2",
+    "--base-channels",
+    "4",
+    "--epochs",
+    "2",
+    "--samples-per-image",
+    "8",
+]
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +173,28 @@ def test_bench_cell_with_refine_oracle(trained, tmp_path: Path):
     assert record["state"]["stages"] == [{"kind": "oracle", "oracle_dir": str(oracle), "iterations": 2}]
     reloaded = segscope.load(tmp_path / "cell")  # the cell reopens refined, not as plain otsu
     assert reloaded.name == "otsu+oracle" and reloaded.stages[0].options == {"iterations": 2}
+
+
+def test_local_oracle_train_and_refine(tmp_path: Path, capsys):
+    from segscope.oracle.local import load_local_oracle
+
+    root = write_folder_dataset(tmp_path / "discs", n=6, size=32)
+    oracle = tmp_path / "local"
+    args = ["--kind", "local", "--crop", "32", "--depth", "2", "--base-channels", "4", "--epochs", "2"]
+    assert main(["refine", "train", "--data", str(root), "--out", str(oracle), *args, "--quiet"]) == 0
+    meta = json.loads((oracle / "oracle.json").read_text())
+    assert meta["oracle_kind"] == "local" and len(meta["val_images"]) == 1
+    image, mask, out = root / "images" / "img00.png", root / "masks" / "img00.png", tmp_path / "r"
+    cmd = ["refine", "--oracle", str(oracle), "--image", str(image), "--mask", str(mask), "--out", str(out)]
+    assert main([*cmd, "--iterations", "2", "--step", "1"]) == 0
+    record = json.loads((out / "img00_refine.json").read_text())
+    scorer, picture = load_local_oracle(oracle), read_image(image)
+    given = (np.asarray(Image.open(mask)) == 255).astype(np.int64)
+    assert record["predicted_quality_before"] == pytest.approx(scorer.score_labels(picture, given), abs=1e-5)
+    assert record["options"]["update"] == "fixed_point" and len(record["estimates"]) == 3
+    for name in ("img00.png", "img00_prob.png", "img00_quality.png", "img00_overlay.png"):
+        assert (out / name).is_file(), name
+    # fixed point with step 1: the written probabilities are the oracle's map of the first refinement
+    labels = np.asarray(Image.open(out / "img00.png"))
+    np.testing.assert_array_equal(labels, np.asarray(Image.open(out / "img00_prob.png")) > 127)
+    assert "predicted dice" in capsys.readouterr().out

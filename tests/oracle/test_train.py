@@ -22,6 +22,7 @@ from segscope.oracle.degrade import soft_dice
 from segscope.oracle.evaluate import agreement
 from segscope.oracle.network import resize_to
 from tests.conftest import shared_dataset, write_folder_dataset
+from tests.oracle.helpers import write_three_class_dataset
 
 
 def test_oracle_outputs_qualities_with_gradients_to_the_mask():
@@ -131,21 +132,10 @@ def test_isbi_oracle_ranks_held_out_masks(tmp_path: Path):
 
 
 def test_multiclass_oracle_is_one_vs_rest_and_refines_every_class(tmp_path: Path):
-    from PIL import Image
 
     from segscope.oracle import refine_classes, refine_proba
 
-    root = tmp_path / "three"
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        labels = np.zeros((32, 32), np.uint8)
-        labels[4 + i : 14 + i, 4:14] = 1
-        labels[18:28, 16 + i : 28] = 2
-        image = (40 + 90 * labels + rng.normal(0, 8, labels.shape)).clip(0, 255).astype(np.uint8)
-        Image.fromarray(image).save(root / "images" / f"m{i}.png")
-        Image.fromarray(labels).save(root / "masks" / f"m{i}.png")
+    root = write_three_class_dataset(tmp_path / "three", 3)
     ds = open_dataset(root)
     assert ds.num_classes == 3
     run = train_oracle(

@@ -152,3 +152,22 @@ def test_caches_are_bounded_in_items_and_bytes():
     assert store.get("b") is None and store.get("a") == b"xxx" and store.bytes == 8
     store.put("e", b"x" * 50)  # one item over the budget is still kept (alone)
     assert len(store) == 1 and store.get("e") is not None
+
+
+def test_a_local_oracle_scores_and_refines_in_the_app():
+    import torch
+
+    from segscope.oracle.local import LocalQualityOracle
+    from segscope.serve.app import Oracle
+    from segscope.serve.jobs import Job
+
+    torch.manual_seed(0)
+    local = LocalQualityOracle(1, num_classes=2, base_channels=2, depth=1).eval()
+    image = np.random.default_rng(0).integers(0, 255, (24, 24, 1), dtype=np.uint8)
+    labels = np.zeros((24, 24), np.int64)
+    labels[5:15, 6:18] = 1
+    scores = Oracle(local).quality(image, labels, ["background", "object"])
+    assert set(scores) == {"object"}
+    assert scores["object"] == pytest.approx(local.score_labels(image, labels), abs=1e-4)
+    refined, curve = Oracle(local).refine(image, labels, 3, Job("j", "refine", 10.0))
+    assert refined.shape == labels.shape and len(curve) == 4

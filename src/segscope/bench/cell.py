@@ -1,9 +1,10 @@
 """One bench cell: one method fitted on one fold's training part and scored on its test part.
 
 The cell writes ``result.json`` (metrics, per-image metrics, confusion matrix, fit and inference time,
-parameter count, training history, tuned state) or, if anything in it raised, ``error.json`` (a one-line
-message and the traceback), both atomically, plus the label maps of the gallery images as PNGs. A cell
-counts as finished when its ``result.json`` exists and was made with the same options and budget.
+parameter count, training history, tuned state; with the bench's oracle on, each per-image record also
+holds the fold oracle's label-free ``predicted_quality``) or, if anything in it raised, ``error.json`` (a
+one-line message and the traceback), both atomically, plus the label maps of the gallery images as PNGs.
+A cell counts as finished when its ``result.json`` exists and was made with the same options and budget.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from segscope.bench.oracle import QualityRecorder, resolve_refine_oracle
 from segscope.data.dataset import SegmentationDataset
 from segscope.data.splits import holdout_split
 from segscope.io import write_json_atomic
@@ -44,6 +46,8 @@ class CellTask:
     seed: int
     gallery: tuple[str, ...]
     threads: int
+    oracle_dir: Path | None = None  # the fold's quality oracle (BenchPlan.oracle): scores every prediction
+    guard_refine_oracle: bool = False  # cross-validation: refuse a refine_oracle trained on test images
 
 
 def cell_key(options: dict[str, Any], time_budget_s: float) -> dict[str, Any]:
@@ -82,26 +86,36 @@ def run_cell(task: CellTask) -> dict[str, Any]:
         stale.unlink(missing_ok=True)
     base = {"method": task.method, "fold": task.fold, **cell_key(task.options, task.time_budget_s)}
     try:
-        with _torch_threads(task.threads):
+        with torch_threads(task.threads):
+            # -o METHOD.refine_oracle=DIR adds an oracle-refinement stage (segscope.factory.split_options);
+            # refine_oracle=fold is the fold's own oracle
+            options = resolve_refine_oracle(
+                task.options, task.fold, task.oracle_dir, task.test.stems, task.guard_refine_oracle
+            )
             train, val = holdout_split(task.train, task.holdout, task.seed)
             channels = int(train.load_image(0).shape[-1])
-            # -o METHOD.refine_oracle=DIR adds an oracle-refinement stage (segscope.factory.split_options);
             # on volumes a 2-D method runs slice by slice
             segmenter = create_segmenter(
                 task.method,
                 num_classes=train.num_classes,
                 in_channels=channels,
                 ndim=getattr(train, "ndim", 2),
-                **task.options,
+                **options,
             )
             t0 = time.perf_counter()
             segmenter.fit(train, val, time_budget_s=task.time_budget_s, out_dir=cell_dir, progress=False)
             fit_seconds = time.perf_counter() - t0
             if not (cell_dir / "segmenter.json").exists():
                 segmenter.save(cell_dir)  # every cell is a run that segscope.load(cell_dir) can reopen
+            recorder = None
+            if task.oracle_dir is not None:
+                recorder = QualityRecorder(task.oracle_dir, instance=segmenter.task == "instance")
+            kept = set(task.gallery)
             result = evaluate_segmenter(
-                segmenter, task.test, progress=False, keep_predictions=set(task.gallery)
+                segmenter, task.test, progress=False, keep_predictions=kept, on_prediction=recorder
             )
+            if recorder is not None:
+                recorder.annotate(result["per_image"])
         for stem, labels in result.pop("predictions").items():
             _write_labels(cell_dir / GALLERY / f"{stem}.png", labels)
         record = _jsonable(
@@ -145,7 +159,7 @@ def record_failure(task: CellTask, exc: BaseException) -> dict[str, Any]:
 
 
 @contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
+def torch_threads(threads: int) -> Iterator[None]:
     """Set torch's intra-op thread count for a block and restore it (no lasting global change)."""
     import torch
 

@@ -12,7 +12,24 @@ from segscope.metrics.specs import per_image_metrics
 DEFAULT_BINARY = ("otsu", "watershed", "slic", "graphcut", "unet")
 DEFAULT_MULTICLASS = ("slic", "alpha_expansion", "unet")
 # Fields that define the protocol: a resumed bench must keep them, or its cells would not be comparable.
-PROTOCOL_FIELDS = ("data", "format", "cv", "split", "seed", "holdout", "time_budget_s", "spacing", "blocks")
+PROTOCOL_FIELDS = (
+    "data",
+    "format",
+    "cv",
+    "split",
+    "seed",
+    "holdout",
+    "time_budget_s",
+    "spacing",
+    "blocks",
+    "oracle",
+    "oracle_budget_s",
+    "oracle_options",
+)
+# Protocol fields added later: a bench saved before them ran with these values. The oracle's budget and
+# options only matter when it is on.
+PROTOCOL_DEFAULTS: dict[str, Any] = {"oracle": None, "oracle_budget_s": 120.0, "oracle_options": {}}
+ORACLE_ONLY_FIELDS = ("oracle_budget_s", "oracle_options")
 
 
 @dataclass
@@ -41,6 +58,12 @@ class BenchPlan:
     spacing : volumes (``format="volume"``): ``(z, y, x)`` voxel spacing overriding the files'.
     blocks : volumes: contiguous z-blocks per volume, the samples that ``cv`` splits (``kfold:K`` over K
         blocks of one volume tests one block per fold).
+    oracle : ``None`` (off), or the kind of quality oracle (``"local"``, ``"global"``, see
+        :func:`segscope.oracle.quality.fit_oracle`) trained once per fold on its training part only; every
+        test image then gets each method's label-free predicted quality, a per-image method choice
+        (``oracle-select``) and a flag list.
+    oracle_budget_s : training budget of each fold's oracle, in seconds.
+    oracle_options : more keyword arguments of :func:`~segscope.oracle.quality.fit_oracle`.
     """
 
     data: str
@@ -60,6 +83,9 @@ class BenchPlan:
     max_splits: int = 50
     spacing: list[float] | None = None
     blocks: int | None = None
+    oracle: str | None = None
+    oracle_budget_s: float = 120.0
+    oracle_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def open_options(self) -> dict[str, Any]:
@@ -81,6 +107,12 @@ class BenchPlan:
         choices = per_image_metrics()  # the paired tests compare per-image values
         if self.primary is not None and self.primary not in choices:
             raise UserError(f"--primary {self.primary}: choose one of {', '.join(choices)}")
+        from segscope.oracle.quality import ORACLE_KINDS  # lazily: the oracle package imports torch
+
+        if self.oracle is not None and self.oracle not in ORACLE_KINDS:
+            raise UserError(f"--oracle must be one of {', '.join(ORACLE_KINDS)}, got {self.oracle!r}")
+        if self.oracle_budget_s <= 0:
+            raise UserError(f"--oracle-budget must be positive, got {self.oracle_budget_s}")
         unknown = sorted(set(self.options) - set(self.methods))
         if unknown:
             raise UserError(f"--option for {', '.join(unknown)}, which is not among --methods")
@@ -135,8 +167,11 @@ def not_applicable(method: str, num_classes: int, data_task: str = "semantic", n
 
 
 def check_protocol(saved: dict[str, Any], plan: BenchPlan, where: str) -> None:
-    """Refuse to resume a bench whose protocol (data, splits, seed, hold-out, budget) has changed."""
+    """Refuse to resume a bench whose protocol (data, splits, seed, hold-out, budget, oracle) has changed."""
+    saved = {**PROTOCOL_DEFAULTS, **saved}
     for name in PROTOCOL_FIELDS:
+        if name in ORACLE_ONLY_FIELDS and saved["oracle"] is None and plan.oracle is None:
+            continue
         if name in saved and saved[name] != getattr(plan, name):
             raise UserError(
                 f"{where}: this bench was run with {name}={saved[name]!r}, not {getattr(plan, name)!r}; "

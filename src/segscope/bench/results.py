@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from segscope.bench.cell import ERROR, RESULT, strict_json
+from segscope.bench.oracle_results import oracle_summary
 from segscope.io import write_json_atomic, write_text_atomic
 from segscope.metrics.specs import leaderboard_metrics, lower_is_better
 
@@ -30,7 +31,10 @@ def collect_results(out: str | Path) -> dict[str, Any]:
     entry per method, best first: ``<metric>`` and ``<metric>_sd`` over folds -- sd is NaN with one
     fold --, ``fit_seconds``, ``seconds_per_image``, ``num_parameters``, ``folds``, ``failed_folds``),
     ``per_class_iou``, ``errors`` (method -> list of ``{fold, message, traceback}``), ``paired_tests``
-    (see :func:`paired_tests`) and ``cells`` (method -> list of cell records).
+    (see :func:`paired_tests`), ``cells`` (method -> list of cell records) and, when the bench ran with
+    an oracle, ``oracle`` (:func:`segscope.bench.oracle_results.oracle_summary`: correlations, the
+    ``oracle-select`` row -- kept out of ``leaderboard``, which lists real methods only, and written as
+    the last row of the semantic board in ``leaderboard.csv`` --, choices and flags).
     """
     out = Path(out)
     plan = json.loads((out / "bench.json").read_text())
@@ -60,6 +64,9 @@ def collect_results(out: str | Path) -> dict[str, Any]:
                 _board(task, members, cells, errors, binary, plan.get("primary"), plan.get("ndim") == 3)
             )
     first = boards[0] if boards[0]["leaderboard"] or len(boards) == 1 else boards[1]
+    semantic = boards[0]  # the oracle compares label maps: semantic and binary methods only
+    ranked = [e["method"] for e in semantic["leaderboard"]]
+    oracle = oracle_summary(plan, cells, ranked, semantic["metric_keys"], semantic["primary"])
     results = {
         "plan": plan,
         **first,  # the main board's metric_keys, primary, leaderboard and paired_tests at the top level
@@ -69,10 +76,14 @@ def collect_results(out: str | Path) -> dict[str, Any]:
         "errors": errors,
         "cells": cells,
     }
+    if oracle is not None:
+        results["oracle"] = oracle
     write_json_atomic(out / "results.json", strict_json(results))
-    write_text_atomic(
-        out / "leaderboard.csv", "".join(leaderboard_csv(b["leaderboard"], b["metric_keys"]) for b in boards)
-    )
+    csv_text = []
+    for board in boards:
+        select = [oracle["select"]] if oracle and board is semantic else []  # oracle-select: a last row
+        csv_text.append(leaderboard_csv(board["leaderboard"] + select, board["metric_keys"]))
+    write_text_atomic(out / "leaderboard.csv", "".join(csv_text))
     return results
 
 

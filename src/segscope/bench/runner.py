@@ -3,7 +3,8 @@
 A *cell* is one method on one fold (:mod:`segscope.bench.cell`). :func:`run_bench` draws the splits once
 (``BENCH_DIR/splits.json``, reused on every resume so that a method added later sees the same folds),
 runs every cell that has no result yet and writes ``results.json``, ``leaderboard.csv`` and
-``report.html``.
+``report.html``. With ``plan.oracle`` set, each fold's quality oracle is trained first
+(:mod:`segscope.bench.oracle`), on that fold's training part only.
 
 Scheduling: classical cells run first, in a process pool of ``workers`` processes (one torch thread
 each); deep cells (registry family ``"deep"``) then run one at a time in this process with every core,
@@ -26,7 +27,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from segscope.bench.cell import CellTask, is_finished, record_failure, run_cell
+from segscope.bench.cell import CellTask, is_finished, record_failure, run_cell, torch_threads
+from segscope.bench.oracle import fold_oracle_dir, train_fold_oracles
 from segscope.bench.plan import BenchPlan, check_protocol, not_applicable
 from segscope.data.dataset import SegmentationDataset
 from segscope.data.formats import open_dataset
@@ -76,20 +78,22 @@ def run_bench(plan: BenchPlan, out_dir: str | Path, *, progress: bool = True) ->
     gallery = (saved or {}).get("gallery")  # chosen once: resumed cells already saved these images
     if gallery is None:
         gallery = choose_gallery(folds, plan.gallery)
-    write_json_atomic(
-        out / "bench.json",
-        {
-            **asdict(plan),
-            "skipped": skipped,
-            "gallery": gallery,
-            "classes": folds[0][1].classes,
-            "ndim": data_ndim,
-            "tasks": {m: get_entry(m).task for m in methods},
-            "folds": {s.name: {"train": len(s.train), "test": len(s.test)} for s, _, _ in folds},
-            "environment": environment(),
-        },
-    )
+    record = {
+        **asdict(plan),
+        "skipped": skipped,
+        "gallery": gallery,
+        "classes": folds[0][1].classes,
+        "ndim": data_ndim,
+        "tasks": {m: get_entry(m).task for m in methods},
+        "folds": {s.name: {"train": len(s.train), "test": len(s.test)} for s, _, _ in folds},
+        "environment": environment(),
+    }
+    write_json_atomic(out / "bench.json", record)  # the protocol, before the first (long) step
     cores = os.cpu_count() or 1
+    if plan.oracle is not None:  # one oracle per fold, on its training part only, before any cell
+        with torch_threads(plan.threads or cores):
+            record["oracles"] = train_fold_oracles(plan, out, folds, ndim=data_ndim)
+        write_json_atomic(out / "bench.json", record)
     tasks = [
         CellTask(
             method=m,
@@ -103,6 +107,8 @@ def run_bench(plan: BenchPlan, out_dir: str | Path, *, progress: bool = True) ->
             seed=plan.seed,
             gallery=tuple(stem for stem in gallery if stem in set(test.stems)),
             threads=plan.threads or cores,
+            oracle_dir=fold_oracle_dir(out, s.name) if plan.oracle is not None else None,
+            guard_refine_oracle=plan.split is None,
         )
         for m in methods
         for s, train, test in folds

@@ -10,7 +10,13 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from segscope.cli.common import add_volume_arguments, parse_duration, parse_value, volume_options
+from segscope.cli.common import (
+    add_volume_arguments,
+    parse_duration,
+    parse_options,
+    parse_value,
+    volume_options,
+)
 from segscope.errors import UserError
 
 EXAMPLES = """examples:
@@ -18,6 +24,7 @@ EXAMPLES = """examples:
   segscope bench --data camvid/ --split train/val --time-budget-per-method 20m \\
       -o unet.base_channels=16 --out bench_camvid
   segscope bench --data cells/ --methods all-classical --cv loo --out bench_cells
+  segscope bench --data cells/ --methods otsu,slic --oracle local --oracle-budget 2m --out bench_q
 
 Run the same command again to resume: finished cells are kept, failed ones retried."""
 
@@ -96,6 +103,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="METRIC",
         help="metric that ranks methods and is tested (default: pixel_error if binary, else mean_iou)",
     )
+    p.add_argument(
+        "--oracle",
+        choices=("local", "global"),
+        default=None,
+        help="train a quality oracle of this kind per fold, on its training part only, and report each "
+        "method's label-free predicted quality per test image, a per-image method choice (oracle-select) "
+        "and the images to look at first; -o METHOD.refine_oracle=fold refines with it",
+    )
+    p.add_argument(
+        "--oracle-budget",
+        type=parse_duration,
+        default=120.0,
+        metavar="DURATION",
+        help="training budget of each fold's oracle, e.g. 90s, 2m (default 2m)",
+    )
+    p.add_argument(
+        "--oracle-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the oracle's training, e.g. samples_per_image=16 (repeatable)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the splits and hold-out (default 0)")
     p.add_argument("--out", required=True, metavar="BENCH_DIR", help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -142,6 +171,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         command="",
         primary=args.primary,
+        oracle=args.oracle,
+        oracle_budget_s=args.oracle_budget,
+        oracle_options=parse_options(args.oracle_option),
         **volume_options(args),
     )
     plan.command = command_line(plan, args.out)
@@ -152,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
         if len(boards) > 1:
             print(f"\n{board['task']} methods:")
         print(leaderboard_text({**results, **board}))
+    if results.get("oracle"):
+        print(oracle_text(results))
     for method, rows in results["errors"].items():
         print(f"{method}: failed on {len(rows)} fold(s): {rows[0]['message']}")
     for method, why in results["plan"].get("skipped", {}).items():
@@ -175,6 +209,10 @@ def command_line(plan: Any, out: str) -> str:
     words += ["--holdout", f"{plan.holdout:g}", "--seed", str(plan.seed), "--gallery", str(plan.gallery)]
     words += ["--workers", str(plan.workers), "--threads", str(plan.threads)]
     words += ["--primary", plan.primary] if plan.primary else []
+    if plan.oracle:
+        words += ["--oracle", plan.oracle, "--oracle-budget", f"{plan.oracle_budget_s:g}s"]
+        for key, value in plan.oracle_options.items():
+            words += ["--oracle-option", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
     words += ["--out", str(out)]
     return " ".join(shlex.quote(w) for w in words)
 
@@ -192,3 +230,16 @@ def leaderboard_text(results: dict[str, Any]) -> str:
             f"{e['method']:<22}" + "".join(cells) + f"{e['fit_seconds']:>9.1f}{e['seconds_per_image']:>9.3f}"
         )
     return "\n".join(lines)
+
+
+def oracle_text(results: dict[str, Any]) -> str:
+    """Two lines on the oracle: the per-image choice's primary metric and its gain over the best method."""
+    oracle, primary = results["oracle"], results["primary"]
+    gain, metric = oracle["gain"], oracle["metric"]
+    line = f"{'oracle-select':<22}{primary} {oracle['select'][primary]:.4f} (mean of per-image values)"
+    if gain["best_single"] is None:
+        return line
+    return (
+        f"{line}\n{'':<22}{metric} {gain['value']:+.4f} over the best single method "
+        f"({gain['best_single']}) on {gain['n']} images"
+    )

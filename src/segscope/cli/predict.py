@@ -1,9 +1,21 @@
-"""``segscope predict``: label PNGs and colour overlays for images, from a trained run."""
+"""``segscope predict``: label PNGs and colour overlays for images, from a trained run; with ``--oracle``
+also a quality oracle's label-free estimate of each prediction (``quality.csv``, lowest first)."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from segscope.oracle.quality import Oracle
+    from segscope.segmenter import Segmenter
+
+QUALITY_CSV = "quality.csv"
+LOOK_FIRST = 5
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +48,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--overwrite", action="store_true", help="predict every image again (default: skip finished ones)"
     )
+    p.add_argument(
+        "--oracle",
+        metavar="ORACLE_DIR",
+        help="also estimate each prediction's quality (Dice or IoU) with this quality oracle, without "
+        "ground truth (`segscope refine train`); writes OUT/quality.csv, lowest first",
+    )
     p.set_defaults(func=run)
 
 
@@ -57,6 +75,61 @@ def expand_images(paths: list[str]) -> list[Path]:
     return out
 
 
+def open_oracle(oracle_dir: str | Path, seg: Segmenter) -> Oracle:
+    """The oracle of ``oracle_dir``, checked against the run ``seg``: 2-D, class label maps, same classes."""
+    from segscope.errors import UserError
+    from segscope.oracle.quality import load_any_oracle
+
+    if seg.ndim != 2:
+        raise UserError(f"--oracle {oracle_dir}: oracle quality is for 2-D images; {seg.name} is a 3-D run")
+    if getattr(seg, "task", "semantic") == "instance":
+        raise UserError(
+            f"--oracle {oracle_dir}: the oracle scores class label maps; {seg.name} is an instance method"
+        )
+    oracle = load_any_oracle(oracle_dir)
+    if oracle.num_classes != seg.num_classes:
+        raise UserError(
+            f"{oracle_dir}: the oracle was trained on {oracle.num_classes} classes, "
+            f"the run predicts {seg.num_classes}"
+        )
+    return oracle
+
+
+def oracle_scorer(oracle: Oracle) -> Callable[[np.ndarray, np.ndarray], float]:
+    """``score(image, labels)``: the oracle's predicted quality of a label map (a grey image given to a
+    colour oracle is replicated to 3 channels, as the segmenters do)."""
+    import numpy as np
+
+    from segscope.oracle.quality import predicted_quality
+
+    channels = getattr(oracle, "in_channels", None)
+
+    def score(image: np.ndarray, labels: np.ndarray) -> float:
+        image = image[..., None] if image.ndim == 2 else image
+        if channels == 3 and image.shape[2] == 1:
+            image = np.repeat(image, 3, axis=2)
+        return predicted_quality(oracle, image, labels)
+
+    return score
+
+
+def write_quality_csv(path: Path, qualities: dict[str, float]) -> list[tuple[str, float]]:
+    """Write ``stem,predicted_quality`` rows to ``path`` atomically, lowest first; returns the rows."""
+    import csv
+    import io
+
+    from segscope.io import write_text_atomic
+    from segscope.oracle.quality import flag_images
+
+    rows = flag_images(qualities)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["stem", "predicted_quality"])
+    writer.writerows((stem, repr(q)) for stem, q in rows)
+    write_text_atomic(path, text.getvalue())
+    return rows
+
+
 def run(args: argparse.Namespace) -> int:
     import segscope
     from segscope.inference.batch import predict_files
@@ -74,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         from segscope.errors import UserError
 
         raise UserError(f"--workers must be >= 0, got {args.workers}")
+    oracle = open_oracle(args.oracle, seg) if args.oracle else None
     if seg.ndim == 3:  # volume files (or folders of slices) in, label volumes out
         from segscope.inference.batch import predict_volumes
 
@@ -95,7 +169,17 @@ def run(args: argparse.Namespace) -> int:
         resume=not args.overwrite,
         alpha=args.alpha,
         progress=not args.quiet,
+        score=oracle_scorer(oracle) if oracle is not None else None,
     )
     skipped = f" ({summary.skipped} already there, skipped)" if summary.skipped else ""
     print(f"{summary.written} predictions written to {args.out}{skipped}")
+    if oracle is not None:
+        import numpy as np
+
+        rows = write_quality_csv(Path(args.out) / QUALITY_CSV, summary.scores)
+        mean = float(np.mean([q for _, q in rows]))
+        lowest = ", ".join(f"{stem} ({q:.3f})" for stem, q in rows[:LOOK_FIRST])
+        print(f"mean predicted {oracle.quality} {mean:.3f} over {len(rows)} images")
+        print(f"look at these first: {lowest}")
+        print(f"predicted quality per image written to {Path(args.out) / QUALITY_CSV}")
     return 0

@@ -1,6 +1,6 @@
-"""``segscope refine``: improve a mask by gradient ascent on a quality oracle, or train the oracle.
+"""``segscope refine``: improve a mask with a quality oracle (local or global), or train the oracle.
 
-segscope refine train --data DIR --out ORACLE_DIR [--quality dice|iou] [--epochs N | --time-budget 5m]
+segscope refine train --data DIR --out ORACLE_DIR [--kind local|global] [--epochs N | --time-budget 5m]
 segscope refine --oracle ORACLE_DIR --image IMG --mask MASK --out DIR
 segscope refine --oracle ORACLE_DIR --image IMG --from-scratch --out DIR
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,8 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "refine",
         help="refine a mask with a quality oracle (or `refine train` one)",
         description=textwrap.fill(
-            "Gradient ascent on a quality oracle's predicted Dice/IoU (Fernandes, Cruz & Cardoso, IJCNN "
-            "2018). Writes DIR/<stem>.png (class indices), <stem>_prob.png (refined probability x 255), "
+            "Refine with a quality oracle (Fernandes, Cruz & Cardoso, IJCNN 2018): a local oracle moves the "
+            "map towards its per-pixel truth estimate or ascends its estimated Dice; a global one ascends "
+            "its predicted Dice/IoU. Writes DIR/<stem>.png (class indices), <stem>_prob.png (refined "
+            "probability x 255), "
             "<stem>_overlay.png and <stem>_refine.json (predicted quality before and after).",
             width=88,
         ),
@@ -55,6 +58,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--step", type=float, default=None, help="step size (default 0.1 clip, 0.5 logit)")
     p.add_argument("--parametrization", choices=("clip", "logit"), default="clip", help="keep m in [0, 1]")
     p.add_argument("--patience", type=int, default=10, help="stop after this many steps without gain")
+    p.add_argument(
+        "--update",
+        choices=("fixed_point", "ascent"),
+        default="fixed_point",
+        help="local oracle: move towards its true-class map, or ascend its estimated Dice",
+    )
+    p.add_argument("--prior-weight", type=float, default=0.0, help="local ascent: trust-region weight")
     p.add_argument("--out", metavar="DIR", help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -74,6 +84,14 @@ def _add_train_parser(verbs: argparse._SubParsersAction) -> None:
     )
     add_data_arguments(t, split=None)
     t.add_argument("--out", dest="oracle_out", required=True, metavar="ORACLE_DIR", help="output folder")
+    t.add_argument(
+        "--kind",
+        choices=("local", "global"),
+        default="local",
+        help="local: full-resolution per-pixel quality map (default); global: one score at --size",
+    )
+    t.add_argument("--crop", type=int, default=192, help="local: training crop side (default 192)")
+    t.add_argument("--self-rounds", type=int, default=0, help="local: rounds on its own refinements")
     t.add_argument("--quality", choices=("dice", "iou"), default="dice", help="target (default dice)")
     t.add_argument("--classes", default=None, help="classes to score, e.g. 0 or 0,1 (default: foreground)")
     t.add_argument("--val-split", default=None, help="a split of the dataset for held-out evaluation")
@@ -81,13 +99,15 @@ def _add_train_parser(verbs: argparse._SubParsersAction) -> None:
         "--val-fraction", type=float, default=0.2, help="else this seeded fraction held out (default 0.2)"
     )
     t.add_argument("--size", type=int, default=128, help="oracle input side (default 128)")
-    t.add_argument("--samples-per-image", type=int, default=48, help="degraded masks per image")
+    t.add_argument(
+        "--samples-per-image", type=int, default=None, help="degraded masks per image (48 global, 24 local)"
+    )
     t.add_argument("--epochs", type=int, default=30, help="epochs (default 30)")
     t.add_argument("--time-budget", type=parse_duration, default=None, metavar="DURATION", help="e.g. 5m")
     t.add_argument("--batch-size", type=int, default=16)
-    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--lr", type=float, default=None, help="default 1e-3 global, 2e-3 local")
     t.add_argument("--base-channels", type=int, default=16)
-    t.add_argument("--depth", type=int, default=4)
+    t.add_argument("--depth", type=int, default=None, help="default 4 global, 3 local")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto, cpu or cuda")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -110,6 +130,29 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         val = None
     classes = None if args.classes is None else _int_list(args.classes, "--classes")
+    if args.kind == "local":
+        from segscope.oracle.local_train import train_local_oracle
+
+        run = train_local_oracle(
+            train,
+            out_dir=args.oracle_out,
+            val=val,
+            quality=args.quality,
+            classes=classes,
+            samples_per_image=args.samples_per_image or 24,
+            crop=args.crop,
+            epochs=args.epochs,
+            time_budget_s=args.time_budget,
+            batch_size=args.batch_size,
+            lr=args.lr or 2e-3,
+            base_channels=args.base_channels,
+            depth=args.depth or 3,
+            seed=args.seed,
+            device=args.device,
+            self_rounds=args.self_rounds,
+            progress=not args.quiet,
+        )
+        return _report_training(run, args, val)
     run = train_oracle(
         train,
         out_dir=args.oracle_out,
@@ -117,17 +160,21 @@ def run_train(args: argparse.Namespace) -> int:
         quality=args.quality,
         classes=classes,
         size=args.size,
-        samples_per_image=args.samples_per_image,
+        samples_per_image=args.samples_per_image or 48,
         epochs=args.epochs,
         time_budget_s=args.time_budget,
         batch_size=args.batch_size,
-        lr=args.lr,
+        lr=args.lr or 1e-3,
         base_channels=args.base_channels,
-        depth=args.depth,
+        depth=args.depth or 4,
         seed=args.seed,
         device=args.device,
         progress=not args.quiet,
     )
+    return _report_training(run, args, val)
+
+
+def _report_training(run: Any, args: argparse.Namespace, val: Any) -> int:
     m = run.val_metrics
     if m:
         print(
@@ -173,7 +220,8 @@ def run(args: argparse.Namespace) -> int:
     """Refine one mask (or segment from scratch) and write the results."""
     from segscope.data import default_palette, read_image
     from segscope.io import write_json_atomic
-    from segscope.oracle import load_oracle
+    from segscope.oracle.local import LocalQualityOracle
+    from segscope.oracle.quality import load_any_oracle
     from segscope.oracle.refine import initial_mask, refine_classes, refine_mask
     from segscope.visualize import overlay, write_png
 
@@ -181,8 +229,10 @@ def run(args: argparse.Namespace) -> int:
     if missing or not (args.mask or args.from_scratch):
         need = missing + ([] if args.mask or args.from_scratch else ["--mask or --from-scratch"])
         raise UserError(f"refine needs {', '.join(need)} (or `segscope refine train ...` to train an oracle)")
-    oracle = load_oracle(args.oracle)
+    oracle = load_any_oracle(args.oracle)
     image = read_image(args.image)
+    if isinstance(oracle, LocalQualityOracle):
+        return _run_local(oracle, image, args)
     options = {"step": args.step, "parametrization": args.parametrization, "patience": args.patience}
     options["iterations"] = (
         args.iterations if args.iterations is not None else (200 if args.from_scratch else 50)
@@ -238,4 +288,59 @@ def run(args: argparse.Namespace) -> int:
             f"after {r.best_iteration} steps ({r.stop_reason})"
         )
     print(f"refined mask written to {out / (stem + '.png')}")
+    return 0
+
+
+def _run_local(oracle: Any, image: np.ndarray, args: argparse.Namespace) -> int:
+    """Refine with a local (full-resolution) oracle: :func:`~segscope.oracle.local_refine.refine_local`."""
+    from segscope.data import default_palette
+    from segscope.io import write_json_atomic
+    from segscope.oracle.local import one_hot
+    from segscope.oracle.local_refine import refine_local
+    from segscope.visualize import overlay, write_png
+
+    k, cls = oracle.num_classes, oracle.classes[0]
+    if args.from_scratch:
+        labels = np.full(image.shape[:2], 1 - cls if k == 2 else 0, np.int64)
+        proba = one_hot(labels, k)
+    else:
+        kind, mask = read_mask(Path(args.mask), k, args.mask_format)
+        if mask.shape != image.shape[:2]:
+            raise UserError(
+                f"{args.mask}: mask size {mask.shape[::-1]} differs from image {image.shape[1::-1]}"
+            )
+        if kind == "prob" and k != 2:
+            raise UserError(f"{args.mask}: a probability map needs an oracle of a binary task")
+        proba = one_hot(mask, k) if kind == "labels" else np.stack([1 - mask, mask])[[1 - cls, cls]]
+    options = {
+        "iterations": 4 if args.iterations is None else args.iterations,
+        "step": 0.5 if args.step is None else args.step,
+        "update": args.update,
+        "prior_weight": args.prior_weight,
+    }
+    r = refine_local(oracle, image, proba, **options)
+    labels = r.labels.astype(np.uint8)
+    out, stem = Path(args.out), Path(args.image).stem
+    write_png(out / f"{stem}.png", labels)
+    write_png(out / f"{stem}_prob.png", (r.proba[cls] * 255).round().astype(np.uint8))
+    write_png(
+        out / f"{stem}_quality.png", (oracle.quality_map(image, r.proba) * 255).round().astype(np.uint8)
+    )
+    write_png(out / f"{stem}_overlay.png", overlay(image, labels.astype(np.int64), default_palette(k)))
+    record = {
+        "image": str(args.image),
+        "mask": None if args.from_scratch else str(args.mask),
+        "oracle": str(args.oracle),
+        "oracle_kind": "local",
+        "quality_metric": oracle.quality,
+        "options": options,
+        "predicted_quality_before": r.estimates[0],
+        "predicted_quality_after": r.estimates[-1],
+        "estimates": r.estimates,
+    }
+    write_json_atomic(out / f"{stem}_refine.json", record)
+    print(
+        f"predicted {oracle.quality} {r.estimates[0]:.3f} -> {r.estimates[-1]:.3f} after "
+        f"{options['iterations']} {options['update']} steps; refined mask written to {out / (stem + '.png')}"
+    )
     return 0

@@ -64,9 +64,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("nothing to serve: give a run directory or keep the classical methods")
     oracle = None
     if args.oracle:
-        from segscope.oracle import load_oracle
+        from segscope.oracle import load_any_oracle
 
-        oracle = load_oracle(args.oracle)
+        oracle = load_any_oracle(args.oracle)
     app = create_app(
         catalogue,
         oracle=oracle,

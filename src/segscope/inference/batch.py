@@ -1,6 +1,8 @@
 """Batch prediction over many image files: decoding in DataLoader worker processes, a progress bar, and
 resuming — an image whose outputs are already written is skipped, and every PNG is written atomically,
-so an interrupted run leaves no half-written file and the next run goes on where it stopped.
+so an interrupted run leaves no half-written file and the next run goes on where it stopped. With a
+``score`` function (e.g. a quality oracle's label-free estimate), every image gets a score, a finished
+one from its written label PNG, so a resumed run scores them all.
 
 The network (or classical method) runs in the main process, one image at a time, as ``seg.predict``
 does; the workers only read and decode files, which is what a folder of many large PNG/JPEG/TIFF images
@@ -9,15 +11,15 @@ waits on.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from segscope.data.images import read_image
-from segscope.errors import DataError
+from segscope.data.images import pil_guard, read_image
+from segscope.errors import DataError, UserError
 
 
 class ImageFiles(torch.utils.data.Dataset):
@@ -56,10 +58,25 @@ def output_paths(out: Path, path: Path) -> tuple[Path, Path]:
     return out / f"{path.stem}.png", out / f"{path.stem}_overlay.png"
 
 
+def read_label_png(path: Path) -> np.ndarray:
+    """The label map a previous run wrote to ``path``, as written (one line naming the file if unreadable)."""
+    from PIL import Image
+
+    try:
+        with pil_guard(path), Image.open(path) as im:
+            return np.asarray(im)
+    except OSError:
+        raise DataError(f"{path}: cannot read label map (delete it, or rerun with --overwrite)") from None
+
+
 @dataclass(frozen=True)
 class BatchSummary:
+    """Images predicted now, images skipped as finished, and ``score`` of every image by stem (when a
+    ``score`` function was given), in input order."""
+
     written: int
     skipped: int
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 def predict_files(
@@ -71,11 +88,14 @@ def predict_files(
     resume: bool = True,
     alpha: float = 0.5,
     progress: bool = True,
+    score: Callable[[np.ndarray, np.ndarray], float] | None = None,
 ) -> BatchSummary:
     """Write ``<stem>.png`` (class indices) and ``<stem>_overlay.png`` for every path into ``out``.
 
     ``workers`` decoding processes (0: decode in this process); with ``resume`` an image whose two
-    outputs exist is skipped."""
+    outputs exist is skipped. ``score(image, label map)``, if given, is called for every image, a
+    skipped one with the label map read back from its PNG; a :class:`UserError` it raises gets the
+    image's path in front."""
     from tqdm.auto import tqdm
 
     from segscope.data import default_palette
@@ -85,24 +105,38 @@ def predict_files(
     out.mkdir(parents=True, exist_ok=True)
     paths = [Path(p) for p in paths]
     todo = [p for p in paths if not (resume and all(q.is_file() for q in output_paths(out, p)))]
+    pending = set(todo)
+    finished = [p for p in paths if p not in pending] if score is not None else []
+    to_read = todo + finished  # the finished images are read only to be scored
     palette = default_palette(segmenter.num_classes)
     loader = torch.utils.data.DataLoader(
-        ImageFiles(todo),
+        ImageFiles(to_read),
         batch_size=None,  # one decoded image at a time, no collation
         num_workers=workers,
         multiprocessing_context="spawn" if workers > 0 else None,
     )
     bar = tqdm(total=len(paths), initial=len(paths) - len(todo), desc="predict", disable=not progress)
+    scores: dict[str, float] = {}
     for index, image, error in loader:
         if error is not None:
             raise DataError(f"{error} (outputs written so far are kept; rerun to resume)")
-        labels, pal = label_image(segmenter.predict(np.asarray(image)), palette)
-        label_path, overlay_path = output_paths(out, todo[index])
-        write_png(label_path, labels)
-        write_png(overlay_path, overlay(np.asarray(image), labels, pal, alpha=alpha))
-        bar.update(1)
+        image = np.asarray(image)
+        label_path, overlay_path = output_paths(out, to_read[index])
+        if index < len(todo):
+            labels, pal = label_image(segmenter.predict(image), palette)
+            write_png(label_path, labels)
+            write_png(overlay_path, overlay(image, labels, pal, alpha=alpha))
+            bar.update(1)
+        else:
+            labels = read_label_png(label_path)
+        if score is not None:
+            try:
+                scores[to_read[index].stem] = float(score(image, labels))
+            except UserError as exc:
+                raise UserError(f"{to_read[index]}: {exc}") from None
     bar.close()
-    return BatchSummary(written=len(todo), skipped=len(paths) - len(todo))
+    in_order = {p.stem: scores[p.stem] for p in paths} if score is not None else {}
+    return BatchSummary(written=len(todo), skipped=len(paths) - len(todo), scores=in_order)
 
 
 def volume_output_path(out: Path, path: Path) -> Path:

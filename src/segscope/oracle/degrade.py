@@ -79,6 +79,19 @@ def mask_quality(
 
 
 # -- single operations (bool in, bool out) ---------------------------------------------------------
+def true_quality(
+    labels: np.ndarray,
+    truth: np.ndarray,
+    classes: Sequence[int],
+    metric: str = "dice",
+    ignore_index: int | None = None,
+) -> float:
+    """What an oracle estimates, measured: the mean over ``classes`` of the Dice (or IoU) of the label
+    map ``labels`` with ``truth``, ``ignore_index`` pixels left out (1 for a class absent from both)."""
+    valid = None if ignore_index is None else truth != ignore_index
+    return float(np.mean([mask_quality(labels == c, truth == c, metric, valid) for c in classes]))
+
+
 def erode(mask: np.ndarray, radius: int) -> np.ndarray:
     """Binary erosion by a disc of ``radius`` pixels (0: unchanged)."""
     return ndimage.binary_erosion(mask, disk(radius)) if radius > 0 else mask.astype(bool)

@@ -158,6 +158,11 @@ class QualityOracle(nn.Module):
         self.train(was_training)
         return q
 
+    def score_labels(self, image: np.ndarray, labels: np.ndarray) -> float:
+        """Predicted quality of a label map: the mean over the scored classes of :meth:`score` of its
+        class masks."""
+        return float(np.mean([self.score(image, labels == c, class_index=c) for c in self.classes]))
+
     def config(self) -> dict[str, Any]:
         """Constructor arguments, for ``oracle.json``."""
         return {

@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 from segscope.errors import UserError
-from segscope.oracle.network import QualityOracle, load_oracle
+from segscope.oracle.local import LocalQualityOracle
+from segscope.oracle.network import QualityOracle
+from segscope.oracle.quality import load_any_oracle
 from segscope.oracle.refine import refine_proba
 from segscope.segmenter import Segmenter
 from segscope.stages import Stage, StagedSegmenter, register_stage
@@ -22,19 +24,25 @@ from segscope.stages import Stage, StagedSegmenter, register_stage
 
 @register_stage
 class OracleStage(Stage):
-    """Refine class probabilities with ``oracle`` (a :class:`QualityOracle` or its directory);
-    ``options`` go to :func:`~segscope.oracle.refine.refine_mask` (``iterations``, ``step``, ...)."""
+    """Refine class probabilities with ``oracle`` (a global :class:`QualityOracle`, a
+    :class:`~segscope.oracle.local.LocalQualityOracle` or the directory of either); ``options`` go to
+    :func:`~segscope.oracle.refine.refine_mask` (global) or
+    :func:`~segscope.oracle.local_refine.refine_local` (local: ``iterations``, ``step``, ``update``,
+    ``prior_weight``, best chosen by :func:`~segscope.oracle.local_refine.tune_refinement`)."""
 
     kind = "oracle"
     uses_proba = True
 
-    def __init__(self, oracle: QualityOracle | str | Path | None = None, **options: Any) -> None:
+    def __init__(
+        self, oracle: QualityOracle | LocalQualityOracle | str | Path | None = None, **options: Any
+    ) -> None:
         if oracle is None:
             oracle = options.pop("oracle_dir", None)
         if oracle is None:
             raise UserError("stage oracle: no oracle (the run was saved with an oracle held in memory only)")
-        self.oracle_dir = None if isinstance(oracle, QualityOracle) else str(oracle)
-        self.oracle = oracle if isinstance(oracle, QualityOracle) else load_oracle(oracle)
+        in_memory = isinstance(oracle, QualityOracle | LocalQualityOracle)
+        self.oracle_dir = None if in_memory else str(oracle)
+        self.oracle = oracle if in_memory else load_any_oracle(oracle)
         self.options = dict(options)
 
     def check(self, base: Segmenter) -> None:
@@ -46,6 +54,10 @@ class OracleStage(Stage):
             )
 
     def refine_proba(self, image: np.ndarray, proba: np.ndarray) -> np.ndarray:
+        if isinstance(self.oracle, LocalQualityOracle):
+            from segscope.oracle.local_refine import refine_local
+
+            return refine_local(self.oracle, image, proba, **self.options).proba
         return refine_proba(self.oracle, image, proba, **self.options)
 
     def state(self) -> dict[str, Any]:
@@ -59,6 +71,8 @@ class OracleStage(Stage):
 class RefinedSegmenter(StagedSegmenter):
     """``base`` followed by oracle refinement of its class probabilities (``predict`` is their argmax)."""
 
-    def __init__(self, base: Segmenter, oracle: QualityOracle | str | Path, **refine_options: Any) -> None:
+    def __init__(
+        self, base: Segmenter, oracle: QualityOracle | LocalQualityOracle | str | Path, **refine_options: Any
+    ) -> None:
         super().__init__(base, [OracleStage(oracle, **refine_options)], name=f"{base.name}+oracle")
         self.refine_options = dict(refine_options)

@@ -1,7 +1,8 @@
 """The bench report: one self-contained HTML page comparing every method of a bench side by side.
 
 Sections: leaderboard (mean ± sd over folds, sortable), failures and skipped methods, paired Wilcoxon
-tests with a per-image box plot, per-class IoU (table and heat map), row-normalised confusion matrices,
+tests with a per-image box plot, label-free quality (with ``--oracle``: the oracle against the truth,
+the oracle-select row, the images to look at first), per-class IoU (table and heat map), confusion matrices,
 learning curves of the deep methods, a gallery (input, ground truth, every method's overlay), per-fold
 scores, and the machine, versions and command that reproduce it.
 """
@@ -21,6 +22,7 @@ from segscope.report import figures
 from segscope.report.fewshot_report import RESULTS as FEWSHOT_RESULTS
 from segscope.report.fewshot_report import fewshot_section
 from segscope.report.html import esc, figure_block, fmt, img_tag, page, swatches
+from segscope.report.oracle_report import SELECT_NOTE, oracle_section
 
 SORT_JS = """
 document.querySelectorAll('table.sortable').forEach(table => {
@@ -79,6 +81,7 @@ def render_bench_report(
     body += _failures(res)
     for board in boards:
         body += _paired({**res, **board})
+    body += oracle_section(res)
     if semantic:
         body += _per_class(res, semantic)
         body += _confusions(res, semantic)
@@ -100,10 +103,12 @@ def _better(key: str) -> str:
 
 def _leaderboard(res: dict[str, Any], title: str = "Leaderboard") -> list[str]:
     keys, board, primary = res["metric_keys"], res["leaderboard"], res["primary"]
+    select = res.get("oracle", {}).get("select") if res.get("task", "semantic") == "semantic" else None
+    note = SELECT_NOTE if select else ""
     parts = [
         f"<h2>{esc(title)}</h2>",
         f"<p class='meta'>ranked by {esc(primary)}; mean ± sd over folds (sd needs two folds); best value "
-        "per column in bold green; ↑ higher is better, ↓ lower is better; click a header to sort.</p>",
+        f"per column in bold green; ↑ higher is better, ↓ lower is better; click a header to sort.{note}</p>",
     ]
     if not board:
         return [*parts, "<p class='err'>No method finished a fold.</p>"]
@@ -119,20 +124,21 @@ def _leaderboard(res: dict[str, Any], title: str = "Leaderboard") -> list[str]:
         "<th title='fit (training or tuning) time per fold'>fit s ↓</th>"
         "<th title='prediction time per test image'>s / image ↓</th><th>parameters</th></tr></thead><tbody>"
     )
-    for rank, e in enumerate(board, 1):
-        family = _family(e["method"])
+    for rank, e in enumerate(board + ([select] if select else []), 1):
+        family = "oracle (per image)" if e.get("pseudo") else _family(e["method"])
         folds = f"{e['folds']}" + (
             f" <span class='err'>({e['failed_folds']} failed)</span>" if e["failed_folds"] else ""
         )
+        pseudo = bool(e.get("pseudo"))  # oracle-select: means of its chosen per-image values, not ranked
         cells = [
-            f"<td data-v='{rank}'>{rank}</td>",
+            f"<td data-v='{'' if pseudo else rank}'>{'–' if pseudo else rank}</td>",
             f"<td class='text'>{esc(e['method'])}</td>",
             f"<td class='text'>{esc(family)}</td>",
             f"<td data-v='{e['folds']}'>{folds}</td>",
         ]
         for key in [*keys, "fit_seconds", "seconds_per_image"]:
             digits = {"fit_seconds": 1, "seconds_per_image": 3}.get(key, 4)
-            mark = " class='best'" if key in best and e[key] == best[key] else ""
+            mark = " class='best'" if key in best and e[key] == best[key] and not pseudo else ""
             sd = e.get(f"{key}_sd")
             sd_text = (
                 f" <span class='sd'>± {fmt(sd, digits)}</span>" if sd is not None and np.isfinite(sd) else ""

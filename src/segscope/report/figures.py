@@ -1,4 +1,5 @@
-"""Figures for reports: overlays, learning curves, confusion matrices, heat maps, per-image box plots.
+"""Figures for reports: overlays, learning curves, confusion matrices, heat maps, per-image box plots,
+predicted-against-true quality scatter plots.
 
 Matplotlib figures are built on :class:`matplotlib.figure.Figure` directly (the Agg canvas, no pyplot
 and so no global figure state); :func:`figure_png` turns one into PNG bytes. Image panels (overlays)
@@ -214,6 +215,31 @@ def per_image_boxplot(values: Mapping[str, Sequence[float]], *, metric: str) -> 
     ax.set_yticks(positions, names, fontsize=8)
     ax.set_xlabel(f"{metric} per test image")
     ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def quality_scatter(
+    points: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, metric: str, quality: str = "predicted"
+) -> Figure:
+    """Predicted (x) against true (y) quality, one panel per method, one dot per test image, with the
+    identity line: a perfect oracle puts every dot on it. ``points`` is method -> (predicted, true)."""
+    names = list(points)
+    cols = min(4, max(1, len(names)))
+    rows = -(-len(names) // cols)
+    fig = Figure(figsize=(2.6 * cols, 2.5 * rows), dpi=100, layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)).ravel()
+    for ax, name in zip(axes, names):
+        predicted, true = (np.asarray(v, np.float64) for v in points[name])
+        ax.plot([0, 1], [0, 1], color="0.6", linewidth=0.8, zorder=1)
+        ax.scatter(predicted, true, s=10, alpha=0.7, color="C0", zorder=2)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(names) :]:
+        ax.set_visible(False)
+    fig.supxlabel(f"{quality} quality (oracle, no labels)", fontsize=9)
+    fig.supylabel(f"true {metric}", fontsize=9)
     return fig
 
 

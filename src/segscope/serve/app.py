@@ -71,6 +71,14 @@ class Oracle:
             return None
         with self._lock:
             img = self._image(image)
+            if getattr(self.oracle, "kind", "global") == "local":  # all classes judged in one pass
+                from segscope.oracle.local import class_counts, one_hot, overlap_from_counts
+
+                m = one_hot(labels, self.oracle.num_classes)
+                scores = overlap_from_counts(
+                    *class_counts(m, self.oracle.truth_proba(img, m)), self.oracle.quality
+                )
+                return {classes[c]: round(float(scores[c]), 4) for c in self.oracle.classes}
             return {
                 classes[c]: round(self.oracle.score(img, labels == c, class_index=c), 4)
                 for c in self.oracle.classes
@@ -89,6 +97,15 @@ class Oracle:
             steps[0] += 1
             job.checkpoint(steps[0] / total)
 
+        if getattr(self.oracle, "kind", "global") == "local":
+            from segscope.oracle.local_refine import refine_local
+
+            with self._lock:
+                r = refine_local(
+                    self.oracle, self._image(image), onehot, iterations=min(iterations, 8), step=0.5
+                )
+            job.checkpoint(1.0)
+            return r.labels.astype(np.int64), [round(float(q), 4) for q in r.estimates]
         with self._lock:
             proba, details = refine_classes(
                 self.oracle, self._image(image), onehot, iterations=iterations, on_step=on_step
