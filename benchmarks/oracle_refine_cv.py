@@ -55,19 +55,15 @@ GRID = [
 ]
 
 
-def base_maps(methods: dict, image: np.ndarray) -> dict[str, np.ndarray]:
-    """``(2, H, W)`` class probabilities of every base method for one image."""
+def base_maps(methods: dict, image: np.ndarray, scored: int) -> dict[str, np.ndarray]:
+    """``(2, H, W)`` class probabilities of every base method for one image, and the empty start (none
+    of the ``scored`` class)."""
     out = {}
     for name, seg in methods.items():
         proba = seg.predict_proba(image) if hasattr(seg, "predict_proba") else None
         out[name] = one_hot(seg.predict(image), 2) if proba is None else np.asarray(proba, np.float32)
-    shape = image.shape[:2]
-    out["empty"] = np.stack([np.ones(shape, np.float32), np.zeros(shape, np.float32)])
-    out["empty"] = out["empty"] if DATA_SCORED == 1 else out["empty"][::-1].copy()
+    out["empty"] = one_hot(np.full(image.shape[:2], 1 - scored), 2)
     return out
-
-
-DATA_SCORED = 1  # set in main: the scored class; an empty start has none of it
 
 
 def scores(labels: np.ndarray, truth: np.ndarray, scored: int, rand: bool) -> dict[str, float]:
@@ -127,14 +123,14 @@ def run_fold(ds, train_idx, test_idx, fold: int, args, spec: dict, tmp: Path) ->
     tune_cases = {b: [] for b in BASES}
     for i in range(min(len(tune), args.tune_images)):
         image, truth = tune.load_image(i), tune.load_mask(i)
-        for b, m in base_maps(methods, image).items():
+        for b, m in base_maps(methods, image, spec["scored"]).items():
             tune_cases[b].append((image, m, truth))
     chosen = {b: tune_refinement(oracle, tune_cases[b], grid=GRID) for b in BASES}
     rows = []
     for i in range(len(test)):
         image, truth = test.load_image(i), test.load_mask(i)
         row = {"image": test.stems[i], "fold": fold}
-        for b, m in base_maps(methods, image).items():
+        for b, m in base_maps(methods, image, spec["scored"]).items():
             labels = m.argmax(0)
             row[f"{b}_q"] = oracle.score_labels(image, labels)
             row.update(
@@ -246,7 +242,6 @@ def summarise(rows: list[dict], rand: bool) -> tuple[dict, str]:
 
 
 def main() -> None:
-    global DATA_SCORED
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -265,7 +260,6 @@ def main() -> None:
         args.oracle_epochs, args.samples_per_image, args.unet_budget, args.tune_images = 1, 4, 20, 2
     torch.set_num_threads(args.threads)
     spec = DATA[args.data]
-    DATA_SCORED = spec["scored"]
     out = Path(args.out or ROOT / "benchmarks" / "results" / f"oracle_refine_{args.data}.json")
     t0 = time.perf_counter()
     ds = segscope.open_dataset(ROOT.parent / "shared" / "data" / spec["path"])

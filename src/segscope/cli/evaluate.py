@@ -61,10 +61,8 @@ def agreement(predicted: list[float], true: list[float]) -> dict[str, float | No
 def oracle_recorder(oracle: Oracle, ds: SegmentationDataset, rows: list[dict[str, Any]]) -> Any:
     """An ``on_prediction`` hook of :func:`segscope.evaluation.evaluate_segmenter` that appends, per image,
     the oracle's predicted quality of the prediction and its true quality of the same kind to ``rows``."""
-    from segscope.cli.predict import oracle_scorer
-    from segscope.oracle.quality import true_quality
+    from segscope.oracle.quality import predicted_quality, true_quality
 
-    score = oracle_scorer(oracle)
     index = {stem: i for i, stem in enumerate(ds.stems)}
 
     def record(stem: str, image: np.ndarray, labels: np.ndarray) -> None:
@@ -72,7 +70,7 @@ def oracle_recorder(oracle: Oracle, ds: SegmentationDataset, rows: list[dict[str
         rows.append(
             {
                 "stem": stem,
-                "predicted_quality": score(image, labels),
+                "predicted_quality": predicted_quality(oracle, image, labels),
                 "true_quality": true_quality(labels, truth, oracle.classes, oracle.quality, ds.ignore_index),
             }
         )

@@ -4,13 +4,10 @@ also a quality oracle's label-free estimate of each prediction (``quality.csv``,
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from segscope.oracle.quality import Oracle
     from segscope.segmenter import Segmenter
 
@@ -95,24 +92,6 @@ def open_oracle(oracle_dir: str | Path, seg: Segmenter) -> Oracle:
     return oracle
 
 
-def oracle_scorer(oracle: Oracle) -> Callable[[np.ndarray, np.ndarray], float]:
-    """``score(image, labels)``: the oracle's predicted quality of a label map (a grey image given to a
-    colour oracle is replicated to 3 channels, as the segmenters do)."""
-    import numpy as np
-
-    from segscope.oracle.quality import predicted_quality
-
-    channels = getattr(oracle, "in_channels", None)
-
-    def score(image: np.ndarray, labels: np.ndarray) -> float:
-        image = image[..., None] if image.ndim == 2 else image
-        if channels == 3 and image.shape[2] == 1:
-            image = np.repeat(image, 3, axis=2)
-        return predicted_quality(oracle, image, labels)
-
-    return score
-
-
 def write_quality_csv(path: Path, qualities: dict[str, float]) -> list[tuple[str, float]]:
     """Write ``stem,predicted_quality`` rows to ``path`` atomically, lowest first; returns the rows."""
     import csv
@@ -131,8 +110,11 @@ def write_quality_csv(path: Path, qualities: dict[str, float]) -> list[tuple[str
 
 
 def run(args: argparse.Namespace) -> int:
+    from functools import partial
+
     import segscope
     from segscope.inference.batch import predict_files
+    from segscope.oracle.quality import predicted_quality
 
     seg = segscope.load(args.run)
     if args.backend == "onnxruntime":
@@ -169,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         resume=not args.overwrite,
         alpha=args.alpha,
         progress=not args.quiet,
-        score=oracle_scorer(oracle) if oracle is not None else None,
+        score=partial(predicted_quality, oracle) if oracle is not None else None,
     )
     skipped = f" ({summary.skipped} already there, skipped)" if summary.skipped else ""
     print(f"{summary.written} predictions written to {args.out}{skipped}")

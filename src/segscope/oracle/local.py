@@ -119,10 +119,14 @@ class LocalQualityOracle(nn.Module):
         """``(H, W)`` probability that each pixel of the map ``proba`` is labelled right."""
         return (np.asarray(proba, np.float32) * self.truth_proba(image, proba)).sum(0)
 
+    def class_scores(self, image: np.ndarray, proba: np.ndarray) -> np.ndarray:
+        """``(K,)`` estimated Dice/IoU of every class of a ``(K, H, W)`` soft map, from one pass."""
+        m = np.asarray(proba, np.float32)
+        return overlap_from_counts(*class_counts(m, self.truth_proba(image, m)), self.quality)
+
     def score_proba(self, image: np.ndarray, proba: np.ndarray) -> float:
         """Estimated quality (mean over :attr:`classes`) of a ``(K, H, W)`` soft map."""
-        p = self.truth_proba(image, proba)
-        return estimated_quality(np.asarray(proba, np.float32), p, self.classes, self.quality)
+        return float(self.class_scores(image, proba)[self.classes].mean())
 
     def score_labels(self, image: np.ndarray, labels: np.ndarray) -> float:
         """Estimated quality of a label map (see :func:`segscope.oracle.quality.predicted_quality`)."""

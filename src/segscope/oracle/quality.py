@@ -36,6 +36,7 @@ class Oracle(Protocol):
 
     classes: list[int]
     num_classes: int
+    in_channels: int
     quality: str
 
     def score_labels(self, image: np.ndarray, labels: np.ndarray) -> float: ...
@@ -43,11 +44,15 @@ class Oracle(Protocol):
 
 def predicted_quality(oracle: Oracle, image: np.ndarray, labels: np.ndarray) -> float:
     """The oracle's estimate of the quality (its ``quality``, Dice or IoU, averaged over the classes it
-    scores) of the ``(H, W)`` label map ``labels`` for ``image``, without ground truth."""
+    scores) of the ``(H, W)`` label map ``labels`` for ``image``, without ground truth. A grey image given
+    to a colour oracle (or the reverse) is converted as the segmenters do."""
+    from segscope.data.images import convert_channels
+
     labels = np.asarray(labels)
     if labels.shape != image.shape[:2]:
         raise UserError(f"label map of shape {labels.shape} does not fit an image of {image.shape[:2]}")
-    return float(oracle.score_labels(image, labels))
+    image = image[..., None] if image.ndim == 2 else image
+    return float(oracle.score_labels(convert_channels(image, oracle.in_channels), labels))
 
 
 def choose_per_image(qualities: Mapping[str, float]) -> str:

@@ -72,12 +72,9 @@ class Oracle:
         with self._lock:
             img = self._image(image)
             if getattr(self.oracle, "kind", "global") == "local":  # all classes judged in one pass
-                from segscope.oracle.local import class_counts, one_hot, overlap_from_counts
+                from segscope.oracle.local import one_hot
 
-                m = one_hot(labels, self.oracle.num_classes)
-                scores = overlap_from_counts(
-                    *class_counts(m, self.oracle.truth_proba(img, m)), self.oracle.quality
-                )
+                scores = self.oracle.class_scores(img, one_hot(labels, self.oracle.num_classes))
                 return {classes[c]: round(float(scores[c]), 4) for c in self.oracle.classes}
             return {
                 classes[c]: round(self.oracle.score(img, labels == c, class_index=c), 4)
