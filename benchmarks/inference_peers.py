@@ -6,8 +6,10 @@ one function; the script checks that (max abs diff of the logits) and times one 
 
 * peer eager fp32 (as users run it) against segscope fp32 - the PyTorch fast path (BatchNorm folded,
   channels-last, ``inference_mode``) and ONNX Runtime on the exported file (``segscope export``);
-  "rel diff" is the largest absolute difference of either to the peer's logits, over the peer's largest
-  absolute logit;
+  "rel diff" is the largest absolute difference of any of segscope's paths (compiled too) to the peer's
+  logits, over the peer's largest absolute logit;
+* segscope fp32 compiled (``-o inference_compile=true``: ``torch.compile`` with freezing on the folded,
+  channels-last model); its one-off compile time per input size is printed in the last column;
 * peer eager under bf16 autocast against segscope's bf16 fast path (reported separately: bf16 changes the
   logits by rounding, so it is not the same precision).
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -91,7 +94,7 @@ def main() -> None:
     print(f"{args.threads} threads, median of {args.repeats}; ratio = peer time / segscope time")
     print(
         f"{'pair':<36}{'size':>9}{'rel diff':>10}{'peer fp32':>10}{'ours fp32':>10}{'x':>6}{'ours ORT':>10}"
-        f"{'x':>6}{'peer bf16':>10}{'ours bf16':>10}{'x':>6}"
+        f"{'x':>6}{'compiled':>10}{'x':>6}{'peer bf16':>10}{'ours bf16':>10}{'x':>6}{'compile s':>10}"
     )
     for label, peer, ours, state in pairs():
         torch.manual_seed(0)
@@ -102,25 +105,29 @@ def main() -> None:
         fast32, fast16 = InferenceModel(ours), InferenceModel(ours, dtype=torch.bfloat16)
         for h, w in sizes:
             x = torch.randn(1, 3, h, w)
+            compiled = InferenceModel(ours, compile=True)
+            t0 = time.perf_counter()
+            compiled(x)
+            compile_s = time.perf_counter() - t0
             with tempfile.TemporaryDirectory() as tmp:
                 export_onnx(ours, Path(tmp) / "m.onnx", in_channels=3, size=(h, w))
                 ort = OnnxRuntimeModel(Path(tmp) / "m.onnx", threads=args.threads)
                 with torch.inference_mode():
                     ref = peer(x)
                     scale = float(ref.abs().max())
-                    diff = (
-                        max(float((fast32(x) - ref).abs().max()), float((ort(x) - ref).abs().max())) / scale
-                    )
+                    diff = max(float((m(x) - ref).abs().max()) for m in (fast32, ort, compiled)) / scale
                 t = (
                     median_ms(peer, x, args.repeats, warmup=2),
                     median_ms(fast32, x, args.repeats, warmup=2),
                     median_ms(ort, x, args.repeats, warmup=2),
+                    median_ms(compiled, x, args.repeats, warmup=1),
                     median_ms(peer, x, args.repeats, warmup=2, autocast=True),
                     median_ms(fast16, x, args.repeats, warmup=2),
                 )
             print(
                 f"{label:<36}{f'{h}x{w}':>9}{diff:>10.1e}{t[0]:>10.1f}{t[1]:>10.1f}{t[0] / t[1]:>6.2f}"
-                f"{t[2]:>10.1f}{t[0] / t[2]:>6.2f}{t[3]:>10.1f}{t[4]:>10.1f}{t[3] / t[4]:>6.2f}"
+                f"{t[2]:>10.1f}{t[0] / t[2]:>6.2f}{t[3]:>10.1f}{t[0] / t[3]:>6.2f}"
+                f"{t[4]:>10.1f}{t[5]:>10.1f}{t[4] / t[5]:>6.2f}{compile_s:>10.0f}"
             )
 
 

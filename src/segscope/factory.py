@@ -22,7 +22,7 @@ from segscope.stages import STAGE_KINDS, StagedSegmenter, build_stage
 
 DECISION_KEYS = ("decision", "cost_matrix", "decision_bias", "decision_threshold")
 """Options of the decision rule (deep models): ``decision`` spec, cost matrix, fitted state."""
-INFERENCE_KEYS = {"inference_dtype": "dtype"}
+INFERENCE_KEYS = {"inference_dtype": "dtype", "inference_compile": "compile"}
 """Options of the inference section (deep models) and their key there."""
 STAGE_PREFIX = "refine_"
 """``refine_oracle=DIR`` (+ ``refine_iterations=N``, ...) appends an oracle-refinement stage."""

@@ -51,7 +51,48 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="also estimate each prediction's quality (Dice or IoU) with this quality oracle, without "
         "ground truth (`segscope refine train`); writes OUT/quality.csv, lowest first",
     )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="predict 2-D images with a pool of Ray Data actors (--workers N: N actors, default 2; "
+        "`pip install 'segscope[ray]'`): a local Ray without ADDRESS, else the cluster at ADDRESS "
+        "(auto, ray://head:10001)",
+    )
+    add_tile_arguments(p)
     p.set_defaults(func=run)
+
+
+def add_tile_arguments(p: argparse.ArgumentParser) -> None:
+    """``--tile`` and its options: tiled prediction of large images (docs/deployment.md)."""
+    g = p.add_argument_group("large images (deep semantic runs)")
+    g.add_argument(
+        "--tile",
+        type=int,
+        metavar="N",
+        help="predict window by window (N pixels a side) in bounded memory; writes <stem>.tif (tiled TIFF "
+        "labels) and <stem>_preview.png",
+    )
+    g.add_argument(
+        "--tile-overlap", type=float, default=0.25, help="window overlap, blend mode (default 0.25)"
+    )
+    g.add_argument("--tile-blend", choices=("gaussian", "constant"), default="gaussian")
+    g.add_argument(
+        "--tile-mode",
+        choices=("blend", "exact"),
+        default="blend",
+        help="blend: MONAI-style overlapping windows; exact: cores with --halo context, equal to a "
+        "whole-image pass when the halo covers the receptive field",
+    )
+    g.add_argument("--halo", type=int, help="context pixels per side, exact mode (default: receptive radius)")
+    g.add_argument("--tile-batch", type=int, default=4, help="windows per network call (default 4)")
+    g.add_argument(
+        "--tta", choices=("none", "hflip", "flips"), default="none", help="flip test-time augmentation"
+    )
+    g.add_argument(
+        "--compile", action="store_true", help="torch.compile the network (slow first call per window size)"
+    )
 
 
 def expand_images(paths: list[str]) -> list[Path]:
@@ -109,6 +150,20 @@ def write_quality_csv(path: Path, qualities: dict[str, float]) -> list[tuple[str
     return rows
 
 
+def check_ray_flags(args: argparse.Namespace) -> None:
+    """``--ray`` runs the torch backend without an oracle: one line when combined with either."""
+    from segscope.errors import UserError
+
+    if args.ray is None:
+        return
+    if args.ray != "local" and Path(args.ray).exists():  # `--ray IMAGES/`: nargs='?' took the images
+        raise UserError(f"--ray {args.ray}: that is a path, not a Ray address; put --ray after the images")
+    if args.oracle:
+        raise UserError("--ray cannot be combined with --oracle (run the oracle without --ray)")
+    if args.backend == "onnxruntime":
+        raise UserError("--ray cannot be combined with --backend onnxruntime (the actors run the torch run)")
+
+
 def run(args: argparse.Namespace) -> int:
     from functools import partial
 
@@ -116,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
     from segscope.inference.batch import predict_files
     from segscope.oracle.quality import predicted_quality
 
+    check_ray_flags(args)
     seg = segscope.load(args.run)
     if args.backend == "onnxruntime":
         from segscope.errors import UserError
@@ -130,6 +186,10 @@ def run(args: argparse.Namespace) -> int:
 
         raise UserError(f"--workers must be >= 0, got {args.workers}")
     oracle = open_oracle(args.oracle, seg) if args.oracle else None
+    if seg.ndim == 3 and args.ray is not None:
+        from segscope.errors import UserError
+
+        raise UserError(f"{args.run}: --ray predicts 2-D images; {seg.name} is a 3-D run (drop --ray)")
     if seg.ndim == 3:  # volume files (or folders of slices) in, label volumes out
         from segscope.inference.batch import predict_volumes
 
@@ -143,16 +203,55 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"{summary.written} label volumes written to {args.out}")
         return 0
-    summary = predict_files(
-        seg,
-        expand_images(args.images),
-        args.out,
-        workers=args.workers,
-        resume=not args.overwrite,
-        alpha=args.alpha,
-        progress=not args.quiet,
-        score=partial(predicted_quality, oracle) if oracle is not None else None,
-    )
+    if args.compile:
+        getattr(seg, "base", seg).inference_compile = True
+    if args.tile is not None:
+        from segscope.inference.large_predict import TileSpec, predict_large_files
+
+        spec = TileSpec(
+            tile=args.tile,
+            overlap=args.tile_overlap,
+            blend=args.tile_blend,
+            mode=args.tile_mode,
+            halo=args.halo,
+            batch=args.tile_batch,
+            tta=args.tta,
+        )
+        written, skipped = predict_large_files(
+            seg,
+            expand_images(args.images),
+            args.out,
+            spec,
+            resume=not args.overwrite,
+            progress=not args.quiet,
+        )
+        extra = f" ({skipped} already there, skipped)" if skipped else ""
+        print(f"{written} tiled predictions written to {args.out}{extra}")
+        return 0
+    if args.ray is not None:
+        from segscope.cluster import predict_files_ray
+
+        summary = predict_files_ray(
+            args.run,
+            expand_images(args.images),
+            args.out,
+            resume=not args.overwrite,
+            alpha=args.alpha,
+            concurrency=args.workers or 2,  # --workers N: N actors
+            ray_address=None if args.ray == "local" else args.ray,
+            progress=not args.quiet,
+        )
+    else:
+        summary = predict_files(
+            seg,
+            expand_images(args.images),
+            args.out,
+            workers=args.workers,
+            resume=not args.overwrite,
+            alpha=args.alpha,
+            progress=not args.quiet,
+            score=partial(predicted_quality, oracle) if oracle is not None else None,
+        )
     skipped = f" ({summary.skipped} already there, skipped)" if summary.skipped else ""
     print(f"{summary.written} predictions written to {args.out}{skipped}")
     if oracle is not None:

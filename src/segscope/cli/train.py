@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shlex
 import sys
@@ -164,9 +165,12 @@ def read_config_file(path: Path) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from segscope.data.splits import train_val_datasets
+    from segscope.engine import distributed
     from segscope.factory import create_segmenter
 
     out = Path(args.out)
+    if distributed.launched() and args.cv:
+        raise UserError("--cv runs one fold after another; launch it without torchrun")
     if out.exists() and any(out.iterdir()) and not args.resume:
         if (out / "segmenter.json").exists() or (out / "last.json").exists():
             raise UserError(
@@ -197,12 +201,21 @@ def run(args: argparse.Namespace) -> int:
         ndim=getattr(train, "ndim", 2),
         **options,
     )
-    print(
-        f"training {args.model} on {len(train)} images ({train.name}), validating on {len(val) if val else 0}"
-    )
+    main = not distributed.launched() or int(os.environ.get("RANK", "0")) == 0
+    if main:
+        ranks = f" on {os.environ['WORLD_SIZE']} processes" if distributed.launched() else ""
+        print(
+            f"training {args.model} on {len(train)} images ({train.name}), "
+            f"validating on {len(val) if val else 0}{ranks}"
+        )
     t0 = time.perf_counter()
     kwargs = {"resume": True} if args.resume else {}
-    seg.fit(train, val, out_dir=out, progress=not args.quiet, **kwargs)
+    try:
+        seg.fit(train, val, out_dir=out, progress=not args.quiet and main, **kwargs)
+    finally:
+        distributed.shutdown()  # torchrun: rank 0 alone evaluates and writes the run from here
+    if not main:
+        return 0
     fit_seconds = time.perf_counter() - t0
     command = "segscope " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     summary = finish_run(seg, out, val, command=command, progress=not args.quiet, fit_seconds=fit_seconds)

@@ -10,11 +10,13 @@ learning rate (discriminative fine-tuning, Howard & Ruder, "Universal language m
 
 Determinism: every epoch reseeds torch from ``(seed, epoch)`` before shuffling and augmenting, and
 checkpoints are taken at epoch boundaries, so ``2 epochs + resume 2 epochs`` equals ``4 epochs`` exactly
-on CPU (``tests/engine/test_trainer.py``).
+on CPU (``tests/engine/test_trainer.py``). Under ``torchrun`` the same loop runs data-parallel
+(:mod:`segscope.engine.distributed`: the batch size stays the global batch, rank 0 writes the checkpoints).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -28,6 +30,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from segscope.engine import distributed
 from segscope.engine.checkpoint import load_trainer_state, load_weights, save_checkpoint
 from segscope.engine.config import TrainConfig
 from segscope.engine.overfitting import divergence_message
@@ -84,7 +87,7 @@ class Trainer:
         progress: bool = True,
     ) -> None:
         self.config = config
-        self.device = resolve_device(config.device)
+        self.device = distributed.setup(resolve_device(config.device))
         self.model = model.to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -122,6 +125,8 @@ class Trainer:
         self.bad_epochs = 0
         self.stop_reason = ""
         self.overfitting_warned = False
+        self._net: nn.Module | None = None  # what the batches go through: the model, or DDP around it
+        self._net_frozen: bool | None = None
 
     # -- public ---------------------------------------------------------------------------------
     def fit(
@@ -147,9 +152,12 @@ class Trainer:
             sampler = torch.utils.data.RandomSampler(
                 train_dataset, num_samples=cfg.samples_per_epoch, generator=generator
             )
+        world = distributed.world_size()
+        if world > 1:
+            sampler = distributed.GlobalBatchShard(sampler, cfg.batch_size, distributed.rank(), world)
         loader = torch.utils.data.DataLoader(
             train_dataset,
-            batch_size=cfg.batch_size,
+            batch_size=cfg.batch_size // world,
             sampler=sampler,
             drop_last=num_samples >= cfg.batch_size,
             num_workers=cfg.num_workers,
@@ -158,31 +166,40 @@ class Trainer:
         steps_per_epoch = max(1, len(loader) // cfg.accumulate)
         total_steps = cfg.epochs * steps_per_epoch
         autocast = self._autocast()
+        main = distributed.is_main()
+        clock_sync = world > 1 and cfg.time_budget_s is not None
         while self.epoch < cfg.epochs and not self.stop_reason:
             generator.manual_seed(cfg.seed * 100_003 + self.epoch)
-            torch.manual_seed(cfg.seed * 1_000_003 + self.epoch)
+            torch.manual_seed(cfg.seed * 1_000_003 + self.epoch + 7_919 * distributed.rank())
             if hasattr(train_dataset, "set_epoch"):  # datasets drawing new samples each epoch (3-D patches)
                 train_dataset.set_epoch(self.epoch)
             t_epoch = time.perf_counter()
-            self._train_mode()
+            net = self._train_mode()
             running, seen = 0.0, 0
             bar = tqdm(
-                loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False, disable=not self.progress
+                loader,
+                desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+                leave=False,
+                disable=not (self.progress and main),
             )
             self.optimizer.zero_grad(set_to_none=True)
             for i, (x, y) in enumerate(bar):
                 x, y = self._to_device(x), y.to(self.device, non_blocking=True)
-                with autocast:
-                    loss = self.loss_fn(self.model(x), y)
-                if not torch.isfinite(loss):
-                    self._diverged(loss)
-                (loss / cfg.accumulate).backward()
+                boundary = (i + 1) % cfg.accumulate == 0
+                no_sync = net.no_sync() if world > 1 and not boundary else contextlib.nullcontext()
+                with no_sync:
+                    with autocast:
+                        loss = self.loss_fn(net(x), y)
+                    if world == 1 and not torch.isfinite(loss):  # under DDP: the all-reduced gradient norm
+                        self._diverged(loss)
+                    (loss / cfg.accumulate).backward()
                 running += loss.item() * len(x)
                 seen += len(x)
-                if (i + 1) % cfg.accumulate == 0:
-                    progress = max(
-                        self.step / total_steps, self._elapsed(t_epoch) / (cfg.time_budget_s or math.inf)
-                    )
+                elapsed = self._elapsed(t_epoch)
+                if clock_sync:  # the slowest rank's clock, so every rank changes lr and stops together
+                    elapsed = distributed.all_reduce([elapsed], "max")[0]
+                if boundary:
+                    progress = max(self.step / total_steps, elapsed / (cfg.time_budget_s or math.inf))
                     self._set_lr(progress)
                     if cfg.grad_clip:
                         grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
@@ -196,15 +213,17 @@ class Trainer:
                     self.optimizer.zero_grad(set_to_none=True)
                     self.step += 1
                     bar.set_postfix(loss=f"{loss.item():.4f}")
-                if cfg.time_budget_s is not None and self._elapsed(t_epoch) >= cfg.time_budget_s:
+                if cfg.time_budget_s is not None and elapsed >= cfg.time_budget_s:
                     self.stop_reason = "time budget"
                     break
             bar.close()
             self.elapsed += time.perf_counter() - t_epoch
             self.epoch += 1
+            running, seen = distributed.all_reduce([running, seen])
             self._end_epoch(running / max(seen, 1))
         if not self.stop_reason:
             self.stop_reason = "epochs"
+        distributed.barrier()  # rank 0's checkpoints are complete before any rank reads them
         return self.history
 
     # -- internals ------------------------------------------------------------------------------
@@ -222,15 +241,19 @@ class Trainer:
             {"params": [p for p in params if id(p) not in encoder_ids]},
         ]
 
-    def _train_mode(self) -> None:
-        """``model.train()``, with the encoder frozen (no gradients, BatchNorm in eval) while configured."""
+    def _train_mode(self) -> nn.Module:
+        """``model.train()``, with the encoder frozen (no gradients, BatchNorm in eval) while configured;
+        return the module to run batches through (DDP is rebuilt when the trainable set changes)."""
         self.model.train()
-        if self.encoder is None or not self.config.freeze_encoder_epochs:
-            return
-        frozen = self.epoch < self.config.freeze_encoder_epochs
-        self.encoder.requires_grad_(not frozen)
-        if frozen:
-            self.encoder.eval()
+        frozen = False
+        if self.encoder is not None and self.config.freeze_encoder_epochs:
+            frozen = self.epoch < self.config.freeze_encoder_epochs
+            self.encoder.requires_grad_(not frozen)
+            if frozen:
+                self.encoder.eval()
+        if self._net is None or frozen != self._net_frozen:
+            self._net, self._net_frozen = distributed.wrap(self.model), frozen
+        return self._net
 
     def _elapsed(self, t_epoch: float) -> float:
         return self.elapsed + time.perf_counter() - t_epoch
@@ -289,17 +312,21 @@ class Trainer:
                     self.best_value, self.bad_epochs, improved = float(value), 0, True
                 else:
                     self.bad_epochs += 1
+        if distributed.active():  # rank 0's row and decisions, so every rank stops at the same epoch
+            row, self.best_value, self.bad_epochs, improved = distributed.broadcast(
+                (row, self.best_value, self.bad_epochs, improved)
+            )
         self.history.append(row)
         warning = divergence_message(self.history)
         if warning and not self.overfitting_warned:
             self.overfitting_warned = True
-            if self.progress:
+            if self.progress and distributed.is_main():
                 tqdm.write(f"warning: {warning}")
         if cfg.early_stopping_patience is not None and self.bad_epochs >= cfg.early_stopping_patience:
             self.stop_reason = (
                 f"early stopping ({cfg.monitor} did not improve for {self.bad_epochs} validations)"
             )
-        if self.run_dir is not None:
+        if self.run_dir is not None and distributed.is_main():
             self._save(improved)
 
     def _save(self, improved: bool) -> None:

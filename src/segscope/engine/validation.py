@@ -3,7 +3,8 @@
 :func:`semantic_validation` builds the ``evaluate_fn(model) -> {metric: value}`` that
 :class:`~segscope.engine.Trainer` calls after each epoch (its keys are logged as ``val_<key>`` and
 ``TrainConfig.monitor`` picks the one that selects the best checkpoint). It scores at the training
-resolution, through overlap-tile inference for models with an output margin.
+resolution, through overlap-tile inference for models with an output margin. Under torchrun each rank scores
+every N-th image and the sums are all-reduced, so every rank holds the metrics of the whole set.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from segscope.engine import distributed
 from segscope.inference.tiling import predict_logits
 
 
@@ -31,7 +33,7 @@ def semantic_validation(
         total, count = 0.0, 0
         t0 = time.perf_counter()
         with torch.inference_mode():
-            for i in range(len(val_set)):
+            for i in range(distributed.rank(), len(val_set), distributed.world_size()):
                 x, y = val_set[i]
                 x = x.unsqueeze(0).to(device).contiguous(memory_format=torch.channels_last)
                 out = predict_logits(model, x)
@@ -39,6 +41,8 @@ def semantic_validation(
                 count += 1
                 cm.update(out.argmax(1)[0].cpu(), y)
         model.train()
+        cm.all_reduce()
+        total, count = distributed.all_reduce([total, count])
         return {
             "loss": round(total / max(count, 1), 6),
             "mean_iou": round(float(cm.mean_iou()), 6),

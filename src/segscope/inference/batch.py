@@ -58,6 +58,25 @@ def output_paths(out: Path, path: Path) -> tuple[Path, Path]:
     return out / f"{path.stem}.png", out / f"{path.stem}_overlay.png"
 
 
+def unfinished(out: Path, paths: Sequence[Path], *, resume: bool = True) -> list[Path]:
+    """The paths still to predict, in order: all of them, or with ``resume`` those missing an output."""
+    return [p for p in paths if not (resume and all(q.is_file() for q in output_paths(out, p)))]
+
+
+def write_prediction(
+    out: Path, path: Path, image: np.ndarray, output, palette: np.ndarray, alpha: float = 0.5
+) -> np.ndarray:
+    """Write the label PNG and the overlay PNG of a method's ``output`` for the image at ``path``
+    (each atomically); returns the label map as written."""
+    from segscope.visualize import overlay, write_png
+
+    labels, pal = label_image(output, palette)
+    label_path, overlay_path = output_paths(out, path)
+    write_png(label_path, labels)
+    write_png(overlay_path, overlay(image, labels, pal, alpha=alpha))
+    return labels
+
+
 def read_label_png(path: Path) -> np.ndarray:
     """The label map a previous run wrote to ``path``, as written (one line naming the file if unreadable)."""
     from PIL import Image
@@ -99,12 +118,11 @@ def predict_files(
     from tqdm.auto import tqdm
 
     from segscope.data import default_palette
-    from segscope.visualize import overlay, write_png
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [Path(p) for p in paths]
-    todo = [p for p in paths if not (resume and all(q.is_file() for q in output_paths(out, p)))]
+    todo = unfinished(out, paths, resume=resume)
     pending = set(todo)
     finished = [p for p in paths if p not in pending] if score is not None else []
     to_read = todo + finished  # the finished images are read only to be scored
@@ -121,14 +139,11 @@ def predict_files(
         if error is not None:
             raise DataError(f"{error} (outputs written so far are kept; rerun to resume)")
         image = np.asarray(image)
-        label_path, overlay_path = output_paths(out, to_read[index])
         if index < len(todo):
-            labels, pal = label_image(segmenter.predict(image), palette)
-            write_png(label_path, labels)
-            write_png(overlay_path, overlay(image, labels, pal, alpha=alpha))
+            labels = write_prediction(out, to_read[index], image, segmenter.predict(image), palette, alpha)
             bar.update(1)
         else:
-            labels = read_label_png(label_path)
+            labels = read_label_png(output_paths(out, to_read[index])[0])
         if score is not None:
             try:
                 scores[to_read[index].stem] = float(score(image, labels))

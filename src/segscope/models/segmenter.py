@@ -26,6 +26,7 @@ from segscope.data.torch_dataset import (
     resize_pair,
 )
 from segscope.data.transforms import build_transforms
+from segscope.engine import distributed
 from segscope.engine.checkpoint import load_weights, save_weights
 from segscope.engine.config import TrainConfig
 from segscope.engine.trainer import Trainer, resolve_device
@@ -70,6 +71,7 @@ class DeepSegmenter(Segmenter):
             else TrainConfig.from_dict(dict(train or {}), source=f"options of {model_name}")
         )
         self.inference_dtype = str((inference or {}).get("dtype", "float32"))
+        self.inference_compile = _flag((inference or {}).get("compile", False), "inference_compile")
         if self.inference_dtype not in DTYPES:
             raise UserError(f"inference_dtype must be float32 or bfloat16, got {self.inference_dtype!r}")
         decision = dict(decision or {})
@@ -185,6 +187,8 @@ class DeepSegmenter(Segmenter):
             load_weights(chosen, self.model)
             self.weights_file = chosen if out_dir is not None else None
             self.model.eval()
+            if not distributed.is_main():  # under torchrun rank 0 alone finishes and saves the run
+                return
             if after_fit is not None:
                 after_fit()
             if out_dir is not None:
@@ -240,7 +244,7 @@ class DeepSegmenter(Segmenter):
             from segscope.inference import InferenceModel
 
             dtype = torch.bfloat16 if self.inference_dtype == "bfloat16" else torch.float32
-            self._fast_model = InferenceModel(self.model.eval(), dtype=dtype)
+            self._fast_model = InferenceModel(self.model.eval(), dtype=dtype, compile=self.inference_compile)
         return self._fast_model
 
     def predict(self, image: np.ndarray) -> np.ndarray:
@@ -273,6 +277,7 @@ class DeepSegmenter(Segmenter):
                     "resize": self.config.to_dict()["resize"],
                 },
                 "dtype": self.inference_dtype,
+                **({"compile": True} if self.inference_compile else {}),
             },
             train={k: v for k, v in self.config.to_dict().items() if k != "extra" or v},
             decision={k: v for k, v in self.decision.state().items() if v is not None},
@@ -305,7 +310,7 @@ class DeepSegmenter(Segmenter):
             model=m.get("options", {}),
             train=train,
             decision=config.decision,
-            inference={"dtype": m.get("dtype", "float32")},
+            inference={"dtype": m.get("dtype", "float32"), "compile": m.get("compile", False)},
         )
         seg.weights_file = run_dir / m["weights"]
         load_weights(seg.weights_file, seg.model)
@@ -313,6 +318,14 @@ class DeepSegmenter(Segmenter):
         seg.mean, seg.std = tuple(m["input"]["mean"]), tuple(m["input"]["std"])
         seg.classes, seg.history = list(config.classes), list(config.history)
         return seg
+
+
+def _flag(value: Any, name: str) -> bool:
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    if isinstance(value, bool | int):
+        return bool(value)
+    raise UserError(f"{name} must be true or false, got {value!r}")
 
 
 def build_network(name: str, num_classes: int, in_channels: int, options: dict[str, Any]) -> torch.nn.Module:
