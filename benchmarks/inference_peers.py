@@ -11,7 +11,10 @@ one function; the script checks that (max abs diff of the logits) and times one 
 * segscope fp32 compiled (``-o inference_compile=true``: ``torch.compile`` with freezing on the folded,
   channels-last model); its one-off compile time per input size is printed in the last column;
 * peer eager under bf16 autocast against segscope's bf16 fast path (reported separately: bf16 changes the
-  logits by rounding, so it is not the same precision).
+  logits by rounding, so it is not the same precision);
+* "ceiling": how much faster than the peer any fp32 implementation doing the same convolutions could be,
+  measured in this run (``conv_ceiling.py``: the machine's fp32 convolution peak over the peer's achieved
+  convolution rate).
 
 Pairs: U-Net-ResNet34 and DeepLabV3+-ResNet50 against segmentation_models_pytorch; DeepLabV3-ResNet50 and
 FCN-ResNet50 against torchvision. PSPNet has no peer of the same architecture (SMP's PSPNet pools layer2
@@ -28,6 +31,7 @@ import time
 from pathlib import Path
 
 import torch
+from conv_ceiling import conv_gmacs, conv_peak
 from timing import Logits, median_ms
 
 from segscope.factory import create_model
@@ -91,10 +95,13 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    peak = conv_peak(args.repeats)
     print(f"{args.threads} threads, median of {args.repeats}; ratio = peer time / segscope time")
+    print(f"fp32 convolution peak of this machine (conv_ceiling.py): {peak:.0f} GMAC/s")
     print(
         f"{'pair':<36}{'size':>9}{'rel diff':>10}{'peer fp32':>10}{'ours fp32':>10}{'x':>6}{'ours ORT':>10}"
         f"{'x':>6}{'compiled':>10}{'x':>6}{'peer bf16':>10}{'ours bf16':>10}{'x':>6}{'compile s':>10}"
+        f"{'ceiling x':>10}"
     )
     for label, peer, ours, state in pairs():
         torch.manual_seed(0)
@@ -128,6 +135,7 @@ def main() -> None:
                 f"{label:<36}{f'{h}x{w}':>9}{diff:>10.1e}{t[0]:>10.1f}{t[1]:>10.1f}{t[0] / t[1]:>6.2f}"
                 f"{t[2]:>10.1f}{t[0] / t[2]:>6.2f}{t[3]:>10.1f}{t[0] / t[3]:>6.2f}"
                 f"{t[4]:>10.1f}{t[5]:>10.1f}{t[4] / t[5]:>6.2f}{compile_s:>10.0f}"
+                f"{peak * t[0] / 1000 / conv_gmacs(peer, (1, 3, h, w)):>10.2f}"
             )
 
 

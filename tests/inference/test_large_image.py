@@ -161,3 +161,14 @@ def test_tiled_predict_through_onnxruntime_equals_the_torch_backend(seg, image, 
         assert main([*argv, "--quiet", "--tile", "96", "--backend", backend]) == 0
     a, b = (tifffile.imread(tmp_path / backend / "a.tif") for backend in ("torch", "onnxruntime"))
     assert (a == b).mean() > 0.999  # argmax ties may flip on float rounding, nothing else
+
+
+def test_instance_and_classical_methods_are_refused_with_one_line(image, tmp_path):
+    from segscope.errors import UserError
+    from segscope.factory import create_segmenter
+
+    with pytest.raises(UserError, match="instance methods do not tile"):
+        predict_large(create_segmenter("watershed_instances"), image, tmp_path / "a.tif", progress=False)
+    with pytest.raises(UserError, match="needs a 2-D deep semantic run"):
+        predict_large(create_segmenter("otsu"), image, tmp_path / "b.tif", progress=False)
+    assert not list(tmp_path.iterdir())  # nothing written

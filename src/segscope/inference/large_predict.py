@@ -155,6 +155,11 @@ def predict_large(
     ``.npy``), atomically; ``preview``: also a PNG overlay at most 2048 pixels a side."""
     base = getattr(seg, "base", seg)
     deep = hasattr(base, "inference_model") and getattr(base, "family", "") == "deep"
+    if getattr(base, "task", "semantic") == "instance":
+        raise UserError(
+            f"{getattr(seg, 'name', seg)}: instance methods do not tile (objects cut by tile borders would "
+            "need merging across tiles); predict without --tile"
+        )
     if not deep or base.ndim != 2 or getattr(base, "task", "semantic") != "semantic":
         raise UserError(f"{getattr(seg, 'name', seg)}: tiled prediction needs a 2-D deep semantic run")
     if base is not seg and getattr(seg, "stages", None):

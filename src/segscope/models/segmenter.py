@@ -238,6 +238,13 @@ class DeepSegmenter(Segmenter):
         self._fast_model = OnnxRuntimeModel(path, like=self.model)
         return self
 
+    def set_inference_dtype(self, dtype: str) -> DeepSegmenter:
+        """Predict in ``"float32"`` or ``"bfloat16"`` from now on (the fast model is rebuilt)."""
+        if dtype not in DTYPES:
+            raise UserError(f"inference_dtype must be float32 or bfloat16, got {dtype!r}")
+        self.inference_dtype, self._fast_model = dtype, None
+        return self
+
     def inference_model(self) -> torch.nn.Module:
         """The trained model with BatchNorm folded, channels-last and ``inference_dtype`` (cached)."""
         if self._fast_model is None:
