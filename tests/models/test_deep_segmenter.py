@@ -47,6 +47,11 @@ def test_bfloat16_inference_agrees_with_float32(disc_dataset: Path):
     image = ds[0][0]
     logits32, logits16 = seg.logits(image), fast.logits(image)
     assert torch.allclose(logits32, logits16, atol=0.1 * float(logits32.abs().max()))
+    # switching a trained segmenter's precision rebuilds its fast model: bf16 logits, then fp32 exactly again
+    assert torch.equal(seg.set_inference_dtype("bfloat16").logits(image), logits16)
+    assert torch.equal(seg.set_inference_dtype("float32").logits(image), logits32)
+    with pytest.raises(UserError, match="float32 or bfloat16"):
+        seg.set_inference_dtype("float16")
 
 
 def test_overlap_tile_equals_one_pass_over_the_mirrored_image():
