@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from camvid_other_networks import RECIPE  # the same CamVid recipe as that benchmark
 
 from segscope.data import open_dataset
 from segscope.data.splits import holdout_split
@@ -25,16 +26,6 @@ from segscope.factory import create_segmenter
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
 MODELS = ("unet_resnet34", "deeplabv3plus_resnet50")
-RECIPE = dict(
-    resize=[176, 240],
-    batch_size=8,
-    lr=2e-3,
-    schedule="poly",
-    augment="light",
-    class_weights="enet",
-    amp=True,
-    epochs=10_000,
-)
 
 
 def scored(seg, val, dtype: str) -> tuple[dict, list[np.ndarray]]:

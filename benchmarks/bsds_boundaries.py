@@ -46,16 +46,18 @@ def main() -> None:
     t0 = time.perf_counter()
     human = ods_ois_ap([human_counts(t) for t in tqdm(truths, desc="human", leave=False)], np.array([0.5]))
     rows["human (leave one annotator out)"] = {**human, "seconds_per_image": (time.perf_counter() - t0) / n}
-    for name in args.methods.split(","):
-        method = EDGE_METHODS[name]
-        counts, seconds = [], 0.0
-        for i in tqdm(range(n), desc=name, leave=False):
-            image = data.load_image(i)
+    methods = args.methods.split(",")
+    counts: dict[str, list[np.ndarray]] = {name: [] for name in methods}
+    seconds = dict.fromkeys(methods, 0.0)
+    for i in tqdm(range(n), desc="methods", leave=False):
+        image = data.load_image(i)  # decoded once for every method
+        for name in methods:
             t0 = time.perf_counter()
-            soft = method(image)
-            seconds += time.perf_counter() - t0
-            counts.append(boundary_counts(soft, truths[i], thresholds))
-        rows[name] = {**ods_ois_ap(counts, thresholds), "seconds_per_image": seconds / n}
+            soft = EDGE_METHODS[name](image)
+            seconds[name] += time.perf_counter() - t0
+            counts[name].append(boundary_counts(soft, truths[i], thresholds))
+    for name in methods:
+        rows[name] = {**ods_ois_ap(counts[name], thresholds), "seconds_per_image": seconds[name] / n}
     print(f"{'method':<34}{'ODS F':>7}{'P':>7}{'R':>7}{'OIS F':>7}{'AP':>7}{'s/image':>9}")
     for name, r in rows.items():
         ap_text = f"{r['ap']:>7.3f}" if name in EDGE_METHODS else f"{'-':>7}"

@@ -17,7 +17,10 @@ import numpy as np
 
 from segscope.data.formats import IMAGE_SUFFIXES
 from segscope.data.images import pil_guard, read_image
+from segscope.data.masks import MaskCodec
 from segscope.errors import DataError
+
+_IDS = MaskCodec("index")  # region ids as stored, no class mapping
 
 
 class MultiAnnotatorDataset:
@@ -52,16 +55,29 @@ class MultiAnnotatorDataset:
     def load_image(self, index: int) -> np.ndarray:
         return read_image(self.image_paths[index])
 
+    def _image_shape(self, index: int) -> tuple[int, int]:
+        """Height and width from the image header (nothing decoded)."""
+        from PIL import Image
+
+        path = self.image_paths[index]
+        try:
+            with pil_guard(path), Image.open(path) as im:
+                return im.height, im.width
+        except DataError:
+            raise
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise DataError(f"{path}: cannot read image ({exc})") from None
+
     def load_segmentations(self, index: int) -> list[np.ndarray]:
         """The K region-label maps of image ``index`` (int64, the image's height and width)."""
-        shape = self.load_image(index).shape[:2]
+        shape = self._image_shape(index)
         return [_label_png(p, shape) for p in self._annotation_paths("segmentations", self.stems[index])]
 
     def load_boundaries(self, index: int) -> list[np.ndarray]:
         """The K boundary maps (bool): the shipped ones when ``boundaries/`` exists, else region contours."""
         stem = self.stems[index]
         if self.has_boundaries:
-            shape = self.load_image(index).shape[:2]
+            shape = self._image_shape(index)
             paths = self._annotation_paths("boundaries", stem)
             if len(paths) != len(self._annotation_paths("segmentations", stem)):
                 raise DataError(f"{self.root / 'boundaries' / stem}: not one boundary map per segmentation")
@@ -72,15 +88,7 @@ class MultiAnnotatorDataset:
 
 
 def _label_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with pil_guard(path), Image.open(path) as im:
-            a = np.asarray(im).astype(np.int64)
-    except DataError:
-        raise
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"{path}: cannot read annotation ({exc})") from None
+    a = _IDS.decode(path)  # raw 8/16-bit ids, one line naming the file if unreadable
     if a.shape != tuple(shape):
         raise DataError(f"{path}: annotation is {a.shape[1]}x{a.shape[0]}, image is {shape[1]}x{shape[0]}")
     return a
